@@ -1,0 +1,325 @@
+//! The persistent state of casesync: one `CaseMapping` per synced case and one `Global`
+//! record (§5). Field names follow the seed, so an operator who knows the original guide
+//! recognises the documents in Firestore.
+//!
+//! Three writers share a mapping, and each owns its own fields, so none overwrites
+//! another's: a sync (holding the lease) owns everything but the pending marks and the outage
+//! flags; the polls own `*PendingSince`; detect-outages owns the outage flags.
+
+use super::{CompanyCaseKey, GoogleCaseKey, Priority, Side};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// Whether a mapping is synced (§11.9).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(tag = "state", rename_all = "camelCase")]
+pub enum SyncState {
+    #[default]
+    Active,
+    /// The CRM sync flag was removed after linking; setting it again resumes.
+    Paused,
+    /// A counterpart is gone (404); no more syncs.
+    Unlinked { reason: String },
+}
+
+/// A sync's claim on a mapping (§11.4).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Lease {
+    pub holder: String,
+    pub until: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum LedgerOutcome {
+    /// An upload was started; its reply has not been seen.
+    Attempted,
+    Mirrored,
+    /// Not copied (too large); a marked comment said so.
+    Skipped,
+}
+
+/// One source attachment in the mapping's ledger (§11.5).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LedgerEntry {
+    pub outcome: LedgerOutcome,
+    pub target_id: Option<String>,
+    pub attempted_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CaseMapping {
+    /// Deterministic document id, derived from the key of the side that created it.
+    pub id: String,
+    pub schema_version: u32,
+    /// The side the case was first seen on.
+    pub origin: Side,
+    pub google_case_name: Option<String>,
+    #[serde(rename = "companyCaseID")]
+    pub company_case_id: Option<String>,
+    pub new_content_at: Option<DateTime<Utc>>,
+    pub resolved_at: Option<DateTime<Utc>>,
+    pub company_updates_synced_at: Option<DateTime<Utc>>,
+    pub google_updates_synced_at: Option<DateTime<Utc>>,
+    pub outage_comment_sent_to_google: bool,
+    pub outage_comment_sent_to_company: bool,
+    /// The last agreed priority (§11.8).
+    pub priority: Priority,
+    pub created_at: DateTime<Utc>,
+    pub sync_state: SyncState,
+    pub lease: Option<Lease>,
+    /// When a create of the Google counterpart was last attempted (§11.6).
+    pub google_create_intent_at: Option<DateTime<Utc>>,
+    pub company_create_intent_at: Option<DateTime<Utc>>,
+    /// Source attachment (`google:{name}` / `company:{id}`) → what became of it.
+    pub attachment_ledger: BTreeMap<String, LedgerEntry>,
+    /// The source case's update time at its last successful sync, so a poll can skip a case
+    /// that has not moved since (invariant 7).
+    pub google_update_time_synced: Option<DateTime<Utc>>,
+    pub company_update_time_synced: Option<DateTime<Utc>>,
+    pub now_syncing_comment_posted: bool,
+    pub reopen_notice_sent: bool,
+    /// Set by a poll when it enqueues a sync, cleared by that sync's success.
+    pub google_pending_since: Option<DateTime<Utc>>,
+    pub company_pending_since: Option<DateTime<Utc>>,
+}
+
+impl CaseMapping {
+    /// The document id of the mapping a side's key creates.
+    pub fn id_for_google(key: &GoogleCaseKey) -> String {
+        format!("google-{key}")
+    }
+
+    pub fn id_for_company(key: &CompanyCaseKey) -> String {
+        // Ids may hold characters a document id cannot; hex keeps them unique and legal.
+        let safe: String = key
+            .as_str()
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' {
+                    c.to_string()
+                } else {
+                    format!("_{:x}", c as u32)
+                }
+            })
+            .collect();
+        format!("company-{safe}")
+    }
+
+    fn empty(id: String, origin: Side, priority: Priority, now: DateTime<Utc>) -> Self {
+        CaseMapping {
+            id,
+            schema_version: SCHEMA_VERSION,
+            origin,
+            google_case_name: None,
+            company_case_id: None,
+            new_content_at: Some(now),
+            resolved_at: None,
+            company_updates_synced_at: None,
+            google_updates_synced_at: None,
+            outage_comment_sent_to_google: false,
+            outage_comment_sent_to_company: false,
+            priority,
+            created_at: now,
+            sync_state: SyncState::Active,
+            lease: None,
+            google_create_intent_at: None,
+            company_create_intent_at: None,
+            attachment_ledger: BTreeMap::new(),
+            google_update_time_synced: None,
+            company_update_time_synced: None,
+            now_syncing_comment_posted: false,
+            reopen_notice_sent: false,
+            google_pending_since: None,
+            company_pending_since: None,
+        }
+    }
+
+    /// A mapping for a case first seen on Google (§6 poll-google): the company side is
+    /// considered synced now, the Google side not yet.
+    pub fn from_google(
+        case_name: &str,
+        key: &GoogleCaseKey,
+        priority: Priority,
+        now: DateTime<Utc>,
+    ) -> Self {
+        let mut m = Self::empty(Self::id_for_google(key), Side::Google, priority, now);
+        m.google_case_name = Some(case_name.to_string());
+        m.company_updates_synced_at = Some(now);
+        m.google_updates_synced_at = None;
+        m
+    }
+
+    /// The mirror image for a case first seen in the CRM.
+    pub fn from_company(key: &CompanyCaseKey, priority: Priority, now: DateTime<Utc>) -> Self {
+        let mut m = Self::empty(Self::id_for_company(key), Side::Company, priority, now);
+        m.company_case_id = Some(key.as_str().to_string());
+        m.google_updates_synced_at = Some(now);
+        m.company_updates_synced_at = None;
+        m
+    }
+
+    pub fn google_key(&self) -> Option<GoogleCaseKey> {
+        self.google_case_name
+            .as_deref()
+            .and_then(|n| GoogleCaseKey::from_case_name(n).ok())
+    }
+
+    pub fn company_key(&self) -> Option<CompanyCaseKey> {
+        self.company_case_id
+            .as_deref()
+            .and_then(|id| CompanyCaseKey::new(id).ok())
+    }
+
+    /// Both keys set: the creation phase is over (§11.12).
+    pub fn is_linked(&self) -> bool {
+        self.google_case_name.is_some() && self.company_case_id.is_some()
+    }
+
+    pub fn synced_at(&self, side: Side) -> Option<DateTime<Utc>> {
+        match side {
+            Side::Google => self.google_updates_synced_at,
+            Side::Company => self.company_updates_synced_at,
+        }
+    }
+
+    pub fn pending_since(&self, side: Side) -> Option<DateTime<Utc>> {
+        match side {
+            Side::Google => self.google_pending_since,
+            Side::Company => self.company_pending_since,
+        }
+    }
+
+    pub fn outage_flag(&self, side: Side) -> bool {
+        match side {
+            Side::Google => self.outage_comment_sent_to_google,
+            Side::Company => self.outage_comment_sent_to_company,
+        }
+    }
+
+    /// The time a side's updates count as synced (§11.12): with nothing pending, the later of
+    /// the last successful sync and the last good poll of that side.
+    pub fn effective_synced_at(
+        &self,
+        side: Side,
+        last_good_poll: Option<DateTime<Utc>>,
+    ) -> DateTime<Utc> {
+        let synced = self.synced_at(side).unwrap_or(self.created_at);
+        match (self.pending_since(side), last_good_poll) {
+            (None, Some(poll)) => synced.max(poll),
+            _ => synced,
+        }
+    }
+}
+
+/// The poll bookkeeping (§5, §11.12).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct Global {
+    pub google_last_polled_at: Option<DateTime<Utc>>,
+    pub company_last_polled_at: Option<DateTime<Utc>>,
+    pub google_last_good_poll_at: Option<DateTime<Utc>>,
+    pub company_last_good_poll_at: Option<DateTime<Utc>>,
+}
+
+impl Global {
+    pub fn last_polled_at(&self, side: Side) -> Option<DateTime<Utc>> {
+        match side {
+            Side::Google => self.google_last_polled_at,
+            Side::Company => self.company_last_polled_at,
+        }
+    }
+
+    pub fn last_good_poll_at(&self, side: Side) -> Option<DateTime<Utc>> {
+        match side {
+            Side::Google => self.google_last_good_poll_at,
+            Side::Company => self.company_last_good_poll_at,
+        }
+    }
+
+    /// Moves a side's poll times forward to `polled_at`, never back.
+    pub fn advance(&mut self, side: Side, polled_at: DateTime<Utc>) {
+        let (last, good) = match side {
+            Side::Google => (
+                &mut self.google_last_polled_at,
+                &mut self.google_last_good_poll_at,
+            ),
+            Side::Company => (
+                &mut self.company_last_polled_at,
+                &mut self.company_last_good_poll_at,
+            ),
+        };
+        *last = Some(last.map_or(polled_at, |t| t.max(polled_at)));
+        *good = Some(good.map_or(polled_at, |t| t.max(polled_at)));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn t(min: i64) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, 1, 0, 0, 0).unwrap() + chrono::Duration::minutes(min)
+    }
+
+    #[test]
+    fn mappings_serialise_with_the_seed_field_names() {
+        let key = GoogleCaseKey::from_case_name("projects/p/cases/42").unwrap();
+        let m = CaseMapping::from_google("projects/p/cases/42", &key, Priority::P1, t(0));
+        let json = serde_json::to_value(&m).unwrap();
+        for field in [
+            "googleCaseName",
+            "companyCaseID",
+            "newContentAt",
+            "resolvedAt",
+            "companyUpdatesSyncedAt",
+            "googleUpdatesSyncedAt",
+            "outageCommentSentToGoogle",
+            "outageCommentSentToCompany",
+            "priority",
+            "schemaVersion",
+        ] {
+            assert!(json.get(field).is_some(), "missing {field}");
+        }
+        assert_eq!(json["priority"], 1);
+        assert_eq!(m.id, "google-42");
+    }
+
+    #[test]
+    fn company_ids_become_legal_deterministic_document_ids() {
+        let a = CaseMapping::id_for_company(&CompanyCaseKey::new("SUP/1").unwrap());
+        let b = CaseMapping::id_for_company(&CompanyCaseKey::new("SUP_1").unwrap());
+        assert_ne!(a, b);
+        assert!(!a.contains('/'));
+        assert_eq!(
+            a,
+            CaseMapping::id_for_company(&CompanyCaseKey::new("SUP/1").unwrap())
+        );
+    }
+
+    #[test]
+    fn global_times_only_move_forward() {
+        let mut g = Global::default();
+        g.advance(Side::Google, t(10));
+        g.advance(Side::Google, t(5));
+        assert_eq!(g.google_last_polled_at, Some(t(10)));
+        assert_eq!(g.google_last_good_poll_at, Some(t(10)));
+        assert_eq!(g.company_last_polled_at, None);
+    }
+
+    #[test]
+    fn effective_synced_at_uses_the_last_good_poll_only_when_nothing_is_pending() {
+        let key = CompanyCaseKey::new("1").unwrap();
+        let mut m = CaseMapping::from_company(&key, Priority::P2, t(0));
+        m.company_updates_synced_at = Some(t(1));
+        assert_eq!(m.effective_synced_at(Side::Company, Some(t(30))), t(30));
+        m.company_pending_since = Some(t(20));
+        assert_eq!(m.effective_synced_at(Side::Company, Some(t(30))), t(1));
+    }
+}

@@ -1,0 +1,146 @@
+//! Every failure casesync meets is classified once, here, as retryable, systemic or
+//! permanent (DESIGN §8, §11.10). The class decides what the caller does: retry later,
+//! alarm an operator without blaming the message, or dead-letter the message.
+
+use std::time::Duration;
+
+/// What a caller should do about a failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorClass {
+    /// Transport errors, timeouts, 408, 409 ABORTED, 429, every 5xx, a held lease: try again.
+    Retryable,
+    /// 401, 403, bad configuration: not the message's fault. Answer 5xx, never dead-letter.
+    Systemic,
+    /// Other 4xx and undecodable input: dead-letter at once with the reason.
+    Permanent,
+}
+
+impl ErrorClass {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorClass::Retryable => "retryable",
+            ErrorClass::Systemic => "systemic",
+            ErrorClass::Permanent => "permanent",
+        }
+    }
+
+    /// Classifies an HTTP status the way §11.10 lists it.
+    pub fn from_http_status(status: u16) -> ErrorClass {
+        match status {
+            401 | 403 => ErrorClass::Systemic,
+            408 | 409 | 429 => ErrorClass::Retryable,
+            500..=599 => ErrorClass::Retryable,
+            _ => ErrorClass::Permanent,
+        }
+    }
+}
+
+/// The error every port returns. Adapters fill in the class; the engine adds context.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum PortError {
+    /// The addressed object does not exist (HTTP 404). The engine turns this into the
+    /// `unlinked` state for a counterpart that disappeared (§11.9).
+    #[error("{operation}: not found: {what}")]
+    NotFound { operation: String, what: String },
+
+    /// A remote call or a store operation failed.
+    #[error("{operation} failed ({}{}): {message}", class.as_str(), status.map(|s| format!(", HTTP {s}")).unwrap_or_default())]
+    Failed {
+        operation: String,
+        class: ErrorClass,
+        status: Option<u16>,
+        message: String,
+        retry_after: Option<Duration>,
+    },
+
+    /// Another delivery holds the lease on this mapping (§11.4).
+    #[error("mapping {mapping_id} is being synced by another delivery until {until}")]
+    LeaseHeld { mapping_id: String, until: String },
+
+    /// This delivery's lease was taken over; its writes are refused so two syncs never both
+    /// write one mapping.
+    #[error("lease on mapping {mapping_id} was lost")]
+    LeaseLost { mapping_id: String },
+
+    /// Configuration is wrong; the message names the key.
+    #[error("configuration: {0}")]
+    Config(String),
+
+    /// Input that can never succeed, such as a malformed sync message.
+    #[error("invalid input: {0}")]
+    Invalid(String),
+}
+
+impl PortError {
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            PortError::NotFound { .. } | PortError::Invalid(_) => ErrorClass::Permanent,
+            PortError::Failed { class, .. } => *class,
+            PortError::LeaseHeld { .. } | PortError::LeaseLost { .. } => ErrorClass::Retryable,
+            PortError::Config(_) => ErrorClass::Systemic,
+        }
+    }
+
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, PortError::NotFound { .. })
+    }
+
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            PortError::Failed { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+
+    pub fn retryable(operation: impl Into<String>, message: impl Into<String>) -> Self {
+        PortError::Failed {
+            operation: operation.into(),
+            class: ErrorClass::Retryable,
+            status: None,
+            message: message.into(),
+            retry_after: None,
+        }
+    }
+
+    pub fn permanent(operation: impl Into<String>, message: impl Into<String>) -> Self {
+        PortError::Failed {
+            operation: operation.into(),
+            class: ErrorClass::Permanent,
+            status: None,
+            message: message.into(),
+            retry_after: None,
+        }
+    }
+
+    /// An error from an HTTP answer, classified by its status.
+    pub fn from_http(
+        operation: impl Into<String>,
+        status: u16,
+        message: impl Into<String>,
+        retry_after: Option<Duration>,
+    ) -> Self {
+        let operation = operation.into();
+        let message = message.into();
+        if status == 404 {
+            return PortError::NotFound {
+                operation,
+                what: message,
+            };
+        }
+        PortError::Failed {
+            operation,
+            class: ErrorClass::from_http_status(status),
+            status: Some(status),
+            message,
+            retry_after,
+        }
+    }
+
+    /// A store failure (SQLite, Firestore): always worth retrying, the data is not at fault.
+    pub fn store(operation: impl Into<String>, err: impl std::fmt::Display) -> Self {
+        PortError::retryable(operation, err.to_string())
+    }
+}
+
+pub type PortResult<T> = Result<T, PortError>;

@@ -1,0 +1,17 @@
+//! casesync's shared crate: everything the function binaries and the local runner have in
+//! common. Dependencies run one way (DESIGN §4): binaries → `config` → `adapters` and `tasks`
+//! (side by side) → `ports` → `domain`, `error`, `clock` and `retry_policy`.
+
+pub mod adapters;
+pub mod clock;
+pub mod config;
+pub mod domain;
+pub mod error;
+pub mod ports;
+pub mod retry_policy;
+pub mod tasks;
+
+#[cfg(any(test, feature = "test-support"))]
+pub mod testing;
+
+pub use error::{ErrorClass, PortError};

@@ -1,0 +1,1 @@
+//! casesync integration tests: one binary, one module per area.
