@@ -1,0 +1,1 @@
+//! Contract tests of the Cloud Support API adapter against the CSAPI emulator.
