@@ -10,7 +10,10 @@ pub mod error;
 pub mod ports;
 pub mod retry_policy;
 pub mod tasks;
+pub mod worker;
 
+#[cfg(any(test, feature = "test-support"))]
+pub mod crm_contract;
 #[cfg(any(test, feature = "test-support"))]
 pub mod testing;
 

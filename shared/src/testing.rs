@@ -57,6 +57,15 @@ impl Faults {
         self.plan(operation, 1, Fault::LostReply(unavailable(operation)));
     }
 
+    /// Drops every fault still planned: the outage is over.
+    pub fn clear(&self) {
+        self.state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .plans
+            .clear();
+    }
+
     pub fn calls(&self, operation: &str) -> usize {
         let s = self.state.lock().unwrap_or_else(|e| e.into_inner());
         s.calls.get(operation).copied().unwrap_or(0)
@@ -150,6 +159,7 @@ struct SupportState {
 /// to casesync's identity; the other methods act as a customer or a Google engineer.
 pub struct MemorySupportApi {
     state: Mutex<SupportState>,
+    searches: Mutex<Vec<DateTime<Utc>>>,
     clock: Arc<dyn Clock>,
     pub faults: Faults,
     pub caller: GoogleActor,
@@ -162,6 +172,7 @@ impl MemorySupportApi {
                 next_number: 10_000_000,
                 ..SupportState::default()
             }),
+            searches: Mutex::new(Vec::new()),
             clock,
             faults: Faults::default(),
             caller: GoogleActor {
@@ -350,6 +361,14 @@ impl MemorySupportApi {
         self.lock().cases.remove(&Self::number_of(case_name));
     }
 
+    /// The `since` of every update search, in order.
+    pub fn searches(&self) -> Vec<DateTime<Utc>> {
+        self.searches
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
     pub fn case(&self, case_name: &str) -> Option<MemoryGoogleCase> {
         self.lock().cases.get(&Self::number_of(case_name)).cloned()
     }
@@ -376,6 +395,10 @@ impl SupportApi for MemorySupportApi {
         _parent: &str,
         since: DateTime<Utc>,
     ) -> PortResult<Vec<GoogleCase>> {
+        self.searches
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(since);
         self.faults.run("cases.search", || {
             Ok(self
                 .lock()
@@ -522,6 +545,7 @@ struct CrmState {
 /// as a support agent.
 pub struct MemoryCrm {
     state: Mutex<CrmState>,
+    searches: Mutex<Vec<DateTime<Utc>>>,
     clock: Arc<dyn Clock>,
     pub faults: Faults,
 }
@@ -535,6 +559,7 @@ impl MemoryCrm {
                 next_id: 1000,
                 ..CrmState::default()
             }),
+            searches: Mutex::new(Vec::new()),
             clock,
             faults: Faults::default(),
         }
@@ -695,6 +720,14 @@ impl MemoryCrm {
         self.lock().cases.remove(id);
     }
 
+    /// The `since` of every updated-since search, in order.
+    pub fn searches(&self) -> Vec<DateTime<Utc>> {
+        self.searches
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
     pub fn case(&self, id: &str) -> Option<MemoryCrmCase> {
         self.lock().cases.get(id).cloned()
     }
@@ -721,6 +754,10 @@ impl Crm for MemoryCrm {
     }
 
     async fn search_updated_since(&self, since: DateTime<Utc>) -> PortResult<Vec<CrmCase>> {
+        self.searches
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(since);
         self.faults.run("search", || {
             Ok(self
                 .lock()

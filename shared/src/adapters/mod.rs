@@ -1,6 +1,8 @@
 //! Implementations of the ports: the embedded SQLite store and queue used by the local
 //! runner (and by tests), and the real API clients.
 
+#[cfg(feature = "jira")]
+pub mod jira;
 pub mod sqlite_queue;
 pub mod sqlite_store;
 

@@ -285,3 +285,112 @@ impl SyncQueue for EmbeddedQueue {
         self.publish_raw(direction.topic(), key, &SyncMessage::new(key).to_json())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::retry_policy::FAST_QUEUE;
+    use chrono::TimeZone;
+
+    fn setup() -> (tempfile::TempDir, ManualClock, EmbeddedQueue) {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = ManualClock::new(Utc.with_ymd_and_hms(2026, 11, 2, 9, 0, 0).unwrap());
+        let q = EmbeddedQueue::open(
+            &dir.path().join("q.sqlite"),
+            FAST_QUEUE,
+            Arc::new(clock.clone()),
+        )
+        .unwrap();
+        (dir, clock, q)
+    }
+
+    #[tokio::test]
+    async fn a_failing_message_is_retried_with_growing_delays_then_dead_lettered_with_its_reason() {
+        let (_dir, clock, q) = setup();
+        let policy = QueuePolicy {
+            max_backoff: std::time::Duration::from_secs(60),
+            ..FAST_QUEUE
+        };
+        let q = EmbeddedQueue { policy, ..q };
+        q.publish(Direction::GoogleToCompany, "42").await.unwrap();
+        let mut delays = Vec::new();
+        for attempt in 1..=policy.max_delivery_attempts {
+            let d = q.receive().unwrap().expect("due");
+            assert_eq!(d.attempt, attempt);
+            assert!(q.receive().unwrap().is_none(), "in flight: hidden");
+            match q
+                .nack(&d, ErrorClass::Retryable, &format!("CRM down ({attempt})"))
+                .unwrap()
+            {
+                NackOutcome::RetryAt(at) => {
+                    delays.push((at - clock.now()).num_seconds());
+                    assert!(q.receive().unwrap().is_none(), "not due before its backoff");
+                    clock.set(at);
+                }
+                NackOutcome::DeadLettered => assert_eq!(attempt, policy.max_delivery_attempts),
+            }
+        }
+        assert_eq!(delays, vec![1, 2, 4, 8]);
+        assert!(q.receive().unwrap().is_none());
+        let dead = q.dead_letters().unwrap();
+        assert_eq!(dead.len(), 1);
+        assert_eq!(dead[0].case_key, "42");
+        assert_eq!(dead[0].reason, "CRM down (5)");
+        assert_eq!(dead[0].error_class, "retryable");
+        assert_eq!(dead[0].attempts, 5);
+    }
+
+    #[tokio::test]
+    async fn a_permanent_failure_is_dead_lettered_at_once_and_replay_brings_it_back() {
+        let (_dir, _clock, q) = setup();
+        q.publish_raw("company-case-updates", "7", "garbage")
+            .unwrap();
+        let d = q.receive().unwrap().unwrap();
+        assert!(d.decode().is_err());
+        assert_eq!(
+            q.nack(&d, ErrorClass::Permanent, "bad body").unwrap(),
+            NackOutcome::DeadLettered
+        );
+        assert_eq!(q.depth().unwrap(), 0);
+        assert_eq!(q.replay(Some("other")).unwrap(), 0);
+        assert_eq!(q.replay(Some("7")).unwrap(), 1);
+        assert!(q.dead_letters().unwrap().is_empty());
+        let again = q.receive().unwrap().unwrap();
+        assert_eq!((again.attempt, again.payload.as_str()), (1, "garbage"));
+    }
+
+    #[tokio::test]
+    async fn an_unacked_delivery_comes_back_after_the_ack_deadline() {
+        let (_dir, clock, q) = setup();
+        q.publish(Direction::CompanyToGoogle, "9").await.unwrap();
+        let first = q.receive().unwrap().unwrap();
+        clock.advance(chrono::Duration::from_std(FAST_QUEUE.ack_deadline).unwrap());
+        let second = q.receive().unwrap().unwrap();
+        assert_eq!((first.id, second.attempt), (second.id, 2));
+    }
+
+    #[tokio::test]
+    async fn reopening_the_file_loses_nothing() {
+        let (dir, clock, q) = setup();
+        q.publish(Direction::GoogleToCompany, "1").await.unwrap();
+        q.publish(Direction::CompanyToGoogle, "2").await.unwrap();
+        let d = q.receive().unwrap().unwrap();
+        q.nack(&d, ErrorClass::Permanent, "why").unwrap();
+        let in_flight = q.receive().unwrap().unwrap();
+        drop(q);
+        let q = EmbeddedQueue::open(
+            &dir.path().join("q.sqlite"),
+            FAST_QUEUE,
+            Arc::new(clock.clone()),
+        )
+        .unwrap();
+        assert_eq!(q.dead_letters().unwrap().len(), 1);
+        clock.advance(chrono::Duration::from_std(FAST_QUEUE.ack_deadline).unwrap());
+        let back = q
+            .receive()
+            .unwrap()
+            .expect("the in-flight message survived");
+        assert_eq!(back.case_key, in_flight.case_key);
+    }
+}

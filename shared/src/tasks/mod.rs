@@ -154,3 +154,6 @@ pub struct Engine {
     pub clock: Arc<dyn Clock>,
     pub settings: Arc<SyncSettings>,
 }
+
+#[cfg(test)]
+mod tests;

@@ -307,6 +307,9 @@ impl Engine {
                 google_case_name: g.name.clone(),
                 google_case_number: key.to_string(),
             })
+            .await;
+        let created = self
+            .forget_intent_if_refused(created, m, Side::Company, holder)
             .await?;
         m.company_case_id = Some(created.id.clone());
         m.priority = g.priority;
@@ -385,6 +388,9 @@ impl Engine {
                             test_case: self.settings.test_case,
                         },
                     )
+                    .await;
+                let created = self
+                    .forget_intent_if_refused(created, m, Side::Google, holder)
                     .await?;
                 info!(mapping = %m.id, google_case = %created.name, "created the Google counterpart");
                 report.created_counterpart = Some(created.name.clone());
@@ -396,6 +402,28 @@ impl Engine {
         self.store.save_synced(m, holder).await?;
         self.crm.set_google_case_name(&c.id, &case.name).await?;
         Ok(case)
+    }
+
+    /// A create that was refused outright (a permanent error) created nothing, so its intent
+    /// must not hold the next attempt back for the lookup lag; any other failure may have
+    /// been a lost reply and keeps it.
+    async fn forget_intent_if_refused<T>(
+        &self,
+        result: PortResult<T>,
+        m: &mut CaseMapping,
+        side: Side,
+        holder: &str,
+    ) -> PortResult<T> {
+        if let Err(e) = &result
+            && e.class() == crate::error::ErrorClass::Permanent
+        {
+            match side {
+                Side::Google => m.google_create_intent_at = None,
+                Side::Company => m.company_create_intent_at = None,
+            }
+            self.store.save_synced(m, holder).await?;
+        }
+        result
     }
 
     /// Posts "now syncing" on the Google case unless casesync already did (a lost reply).
