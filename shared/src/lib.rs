@@ -7,13 +7,18 @@ pub mod clock;
 pub mod config;
 pub mod domain;
 pub mod error;
+pub mod logging;
 pub mod ports;
 pub mod retry_policy;
+#[cfg(feature = "shim")]
+pub mod shim;
 pub mod tasks;
 pub mod worker;
 
 #[cfg(any(test, feature = "test-support"))]
 pub mod crm_contract;
+#[cfg(any(test, feature = "test-support"))]
+pub mod store_contract;
 #[cfg(any(test, feature = "test-support"))]
 pub mod testing;
 

@@ -132,7 +132,7 @@ pub fn canonical_status(code: u16) -> &'static str {
         501 => "UNIMPLEMENTED",
         502 | 503 => "UNAVAILABLE",
         504 => "DEADLINE_EXCEEDED",
-        400..=499 => "FAILED_PRECONDITION",
+        402..=498 => "FAILED_PRECONDITION",
         _ => "UNKNOWN",
     }
 }

@@ -161,7 +161,10 @@ mod tests {
         );
         let parts = parse_multipart("multipart/form-data; boundary=\"a\\\"b\"", &body).unwrap();
         assert_eq!(parts.len(), 1);
-        assert_eq!(parts[0].disposition_param("filename").as_deref(), Some("x.bin"));
+        assert_eq!(
+            parts[0].disposition_param("filename").as_deref(),
+            Some("x.bin")
+        );
         assert_eq!(&parts[0].body[..], b"\x00\x01--a");
     }
 

@@ -52,7 +52,10 @@ impl Priority {
 
     /// Parses `P0`..`P4` (the only values a caller may set).
     pub fn parse_set(s: &str) -> Option<Self> {
-        match PRIORITY_NAMES.iter().position(|n| n.eq_ignore_ascii_case(s)) {
+        match PRIORITY_NAMES
+            .iter()
+            .position(|n| n.eq_ignore_ascii_case(s))
+        {
             Some(0) | None => None,
             Some(i) => Self::from_index(i),
         }
@@ -282,7 +285,13 @@ impl CaseRecord {
     }
 }
 
-fn insert_enum(m: &mut Map<String, Value>, key: &str, idx: usize, names: &[&str], enc: EnumEncoding) {
+fn insert_enum(
+    m: &mut Map<String, Value>,
+    key: &str,
+    idx: usize,
+    names: &[&str],
+    enc: EnumEncoding,
+) {
     // proto3 JSON omits default (zero) enum values.
     if idx == 0 {
         return;
@@ -294,9 +303,10 @@ fn insert_enum(m: &mut Map<String, Value>, key: &str, idx: usize, names: &[&str]
     m.insert(key.into(), v);
 }
 
-/// RFC 3339 with `Z` and microseconds, as Google's front end normalises timestamps.
+/// RFC 3339 with `Z` and 0, 3, 6 or 9 fractional digits (as few as exact), the
+/// proto3 JSON form of `google.protobuf.Timestamp`.
 pub fn timestamp(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Micros, true)
+    t.to_rfc3339_opts(SecondsFormat::AutoSi, true)
 }
 
 /// The fixed catalogue answered by `caseClassifications.search`. The first entry is the
@@ -419,13 +429,17 @@ mod tests {
     }
 
     #[test]
-    fn timestamps_are_z_normalised_with_microseconds() {
+    fn timestamps_are_z_normalised_with_minimal_fraction_digits() {
         let t = DateTime::parse_from_rfc3339("2026-01-02T03:04:05.123456789-07:00")
             .map(|t| t.with_timezone(&Utc));
         assert_eq!(
             t.map(timestamp).ok().as_deref(),
-            Some("2026-01-02T10:04:05.123456Z")
+            Some("2026-01-02T10:04:05.123456789Z")
         );
+        let whole = DateTime::from_timestamp(1_767_225_600, 0).unwrap_or_default();
+        assert_eq!(timestamp(whole), "2026-01-01T00:00:00Z");
+        let millis = DateTime::from_timestamp(1_767_225_600, 5_000_000).unwrap_or_default();
+        assert_eq!(timestamp(millis), "2026-01-01T00:00:00.005Z");
     }
 
     #[test]

@@ -41,7 +41,9 @@ pub fn page_size(raw: Option<&str>) -> Result<usize, ApiError> {
                 "page_size",
                 format!("Invalid page_size {n}: must not be negative."),
             )),
-            Ok(n) => Ok(usize::try_from(n).unwrap_or(MAX_PAGE_SIZE).min(MAX_PAGE_SIZE)),
+            Ok(n) => Ok(usize::try_from(n)
+                .unwrap_or(MAX_PAGE_SIZE)
+                .min(MAX_PAGE_SIZE)),
             Err(_) => Err(ApiError::bad_field(
                 "page_size",
                 format!("Invalid value at 'page_size' (TYPE_INT32), \"{s}\""),
@@ -97,7 +99,9 @@ pub fn paginate<T>(
     let next = match (more, last_key) {
         (true, Some((t, i))) => {
             let c = Cursor { s: scope_h, t, i };
-            serde_json::to_vec(&c).ok().map(|b| URL_SAFE_NO_PAD.encode(b))
+            serde_json::to_vec(&c)
+                .ok()
+                .map(|b| URL_SAFE_NO_PAD.encode(b))
         }
         _ => None,
     };
@@ -136,7 +140,12 @@ mod tests {
 
     #[test]
     fn bad_or_foreign_tokens_are_rejected() {
-        assert_eq!(paginate(items(3), 10, Some("garbage!"), "s").unwrap_err().code, 400);
+        assert_eq!(
+            paginate(items(3), 10, Some("garbage!"), "s")
+                .unwrap_err()
+                .code,
+            400
+        );
         let (_, next) = paginate(items(30), 10, None, "a").unwrap();
         assert!(paginate(items(30), 10, next.as_deref(), "b").is_err());
     }

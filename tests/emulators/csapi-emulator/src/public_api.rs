@@ -19,9 +19,7 @@ use crate::Emulator;
 use crate::errors::ApiError;
 use crate::faults::FaultKind;
 use crate::media::{essence, parse_multipart};
-use crate::model::{
-    CLASSIFICATIONS, CaseState, EnumEncoding, Priority, guess_mime,
-};
+use crate::model::{CLASSIFICATIONS, CaseState, EnumEncoding, Priority, guess_mime};
 use crate::pagination::{SortKey, page_size, paginate};
 use crate::query::{self, CaseView, Dialect};
 use crate::store::{NewCase, RecordedRequest, State, is_valid_parent};
@@ -139,12 +137,10 @@ pub fn resolve(method: &Method, path: &str) -> Option<Route> {
             name: format!("{}/comments/{c}", case(id)),
         },
         ["cases", id, "attachments"] if plain && get => Route::AttachmentsList { case: case(id) },
-        ["cases", id, "attachments"] if post && prefix != Prefix::Download => {
-            Route::MediaUpload {
-                case: case(id),
-                upload_path: prefix == Prefix::Upload,
-            }
-        }
+        ["cases", id, "attachments"] if post && prefix != Prefix::Download => Route::MediaUpload {
+            case: case(id),
+            upload_path: prefix == Prefix::Upload,
+        },
         ["cases", id, "attachments", a] if get && prefix != Prefix::Upload => {
             match a.strip_suffix(":download") {
                 Some(a) => Route::MediaDownload {
@@ -226,7 +222,9 @@ fn check_params(pairs: Vec<(String, String)>, route: &Route) -> Result<Params, A
             } else {
                 return Err(ApiError::bad_field(
                     key.clone(),
-                    format!("Invalid JSON payload received. Unknown name \"{key}\": Cannot bind query parameter. Field '{key}' could not be found in request message."),
+                    format!(
+                        "Invalid JSON payload received. Unknown name \"{key}\": Cannot bind query parameter. Field '{key}' could not be found in request message."
+                    ),
                 ));
             }
         };
@@ -242,7 +240,9 @@ fn check_params(pairs: Vec<(String, String)>, route: &Route) -> Result<Params, A
             other => {
                 return Err(ApiError::bad_field(
                     "alt",
-                    format!("Unsupported alt value \"{other}\": this emulator speaks json and media."),
+                    format!(
+                        "Unsupported alt value \"{other}\": this emulator speaks json and media."
+                    ),
                 ));
             }
         }
@@ -324,6 +324,9 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// How many requests the request log keeps (the oldest tenth is dropped beyond it).
+const MAX_LOGGED_REQUESTS: usize = 100_000;
+
 /// The single entry point of the public API.
 pub async fn handle(
     AxumState(emu): AxumState<Emulator>,
@@ -333,9 +336,17 @@ pub async fn handle(
     body: Bytes,
 ) -> Response {
     let path = percent_decode(uri.path());
+    if path.starts_with("/_control") {
+        // An unknown control route is a test bug, not a public request to record.
+        return ApiError::not_found(format!("No control route {method} {path}.")).into_response();
+    }
     let route = resolve(&method, &path);
     let latency = {
         let mut st = emu.lock();
+        // Bound the log so a long-running sandbox does not grow without limit.
+        if st.requests.len() >= MAX_LOGGED_REQUESTS {
+            st.requests.drain(..MAX_LOGGED_REQUESTS / 10);
+        }
         st.requests.push(RecordedRequest {
             method: method.to_string(),
             path: path.clone(),
@@ -492,7 +503,7 @@ fn list_cases(st: &State, parent: &str, p: &Params) -> Result<Value, ApiError> {
             )
         })
         .collect();
-    items.sort_by(|a, b| b.0.cmp(&a.0));
+    items.sort_by_key(|item| std::cmp::Reverse(item.0));
     let (page, next) = page_of(items, p, &format!("cases.list|{parent}|{filter}"))?;
     Ok(list_body("cases", page, next))
 }
@@ -531,7 +542,7 @@ fn search_cases(st: &State, parent: &str, p: &Params) -> Result<Value, ApiError>
             ))
         })
         .collect();
-    items.sort_by(|a, b| b.0.cmp(&a.0));
+    items.sort_by_key(|item| std::cmp::Reverse(item.0));
     let (page, next) = page_of(items, p, &format!("cases.search|{parent}|{q}"))?;
     Ok(list_body("cases", page, next))
 }
@@ -540,7 +551,12 @@ fn required(field: &str, what: &str) -> ApiError {
     ApiError::bad_field(field, format!("{what} is required."))
 }
 
-fn create_case(st: &mut State, parent: &str, body: &[u8], enc: EnumEncoding) -> Result<Value, ApiError> {
+fn create_case(
+    st: &mut State,
+    parent: &str,
+    body: &[u8],
+    enc: EnumEncoding,
+) -> Result<Value, ApiError> {
     let raw = wire::parse_json(body)?;
     let m = wire::decode(&raw, wire::CASE, "case")?;
     let display_name = str_field(&m, "displayName");
@@ -559,7 +575,8 @@ fn create_case(st: &mut State, parent: &str, body: &[u8], enc: EnumEncoding) -> 
     if classification_id.is_empty() {
         return Err(required("case.classification.id", "Case classification.id"));
     }
-    let priority = Priority::from_index(enum_field(&m, "priority")).unwrap_or(Priority::Unspecified);
+    let priority =
+        Priority::from_index(enum_field(&m, "priority")).unwrap_or(Priority::Unspecified);
     if priority == Priority::Unspecified {
         return Err(required("case.priority", "Case priority (P0..P4)"));
     }
@@ -592,7 +609,12 @@ fn create_case(st: &mut State, parent: &str, body: &[u8], enc: EnumEncoding) -> 
 fn string_list(m: &Map<String, Value>, key: &str) -> Vec<String> {
     m.get(key)
         .and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -648,14 +670,12 @@ fn patch_case(st: &mut State, name: &str, body: &[u8], p: &Params) -> Result<Val
                 }
                 display_name = Some(v.to_string());
             }
-            "priority" => {
-                match Priority::from_index(enum_field(&m, "priority")) {
-                    Some(Priority::Unspecified) | None => {
-                        return Err(required("case.priority", "Case priority (P0..P4)"));
-                    }
-                    Some(pr) => priority = Some(pr),
+            "priority" => match Priority::from_index(enum_field(&m, "priority")) {
+                Some(Priority::Unspecified) | None => {
+                    return Err(required("case.priority", "Case priority (P0..P4)"));
                 }
-            }
+                Some(pr) => priority = Some(pr),
+            },
             _ => subscribers = Some(string_list(&m, "subscriberEmailAddresses")),
         }
     }
@@ -674,7 +694,12 @@ fn patch_case(st: &mut State, name: &str, body: &[u8], p: &Params) -> Result<Val
     Ok(case.to_json(&case.current, p.enc))
 }
 
-fn close_case(st: &mut State, name: &str, body: &[u8], enc: EnumEncoding) -> Result<Value, ApiError> {
+fn close_case(
+    st: &mut State,
+    name: &str,
+    body: &[u8],
+    enc: EnumEncoding,
+) -> Result<Value, ApiError> {
     let raw = wire::parse_json(body)?;
     wire::decode(&raw, wire::CLOSE_CASE_REQUEST, "")?;
     let number = st.number_by_name(name)?;
@@ -687,7 +712,12 @@ fn close_case(st: &mut State, name: &str, body: &[u8], enc: EnumEncoding) -> Res
     Ok(case.to_json(&case.current, enc))
 }
 
-fn escalate_case(st: &mut State, name: &str, body: &[u8], enc: EnumEncoding) -> Result<Value, ApiError> {
+fn escalate_case(
+    st: &mut State,
+    name: &str,
+    body: &[u8],
+    enc: EnumEncoding,
+) -> Result<Value, ApiError> {
     let raw = wire::parse_json(body)?;
     let m = wire::decode(&raw, wire::ESCALATE_CASE_REQUEST, "")?;
     let esc = m.get("escalation").and_then(Value::as_object);
@@ -695,8 +725,16 @@ fn escalate_case(st: &mut State, name: &str, body: &[u8], enc: EnumEncoding) -> 
     if reason == 0 {
         return Err(required("escalation.reason", "Escalation reason"));
     }
-    if esc.map(|e| str_field(e, "justification")).unwrap_or("").trim().is_empty() {
-        return Err(required("escalation.justification", "Escalation justification"));
+    if esc
+        .map(|e| str_field(e, "justification"))
+        .unwrap_or("")
+        .trim()
+        .is_empty()
+    {
+        return Err(required(
+            "escalation.justification",
+            "Escalation justification",
+        ));
     }
     let number = st.number_by_name(name)?;
     if st.case_by_name(name)?.current.state.is_closed() {
@@ -715,9 +753,14 @@ fn list_comments(st: &State, name: &str, p: &Params) -> Result<Value, ApiError> 
     let mut items: Vec<(SortKey, Value)> = case
         .comments
         .iter()
-        .map(|c| ((c.create_time.timestamp_micros(), c.id), case.comment_json(c)))
+        .map(|c| {
+            (
+                (c.create_time.timestamp_micros(), c.id),
+                case.comment_json(c),
+            )
+        })
         .collect();
-    items.sort_by(|a, b| b.0.cmp(&a.0));
+    items.sort_by_key(|item| std::cmp::Reverse(item.0));
     let (page, next) = page_of(items, p, &format!("cases.comments.list|{}", case.number))?;
     Ok(list_body("comments", page, next))
 }
@@ -742,7 +785,11 @@ fn get_comment(st: &State, name: &str) -> Result<Value, ApiError> {
     let (case_name, id) = name.rsplit_once("/comments/").ok_or_else(not_found)?;
     let case = st.case_by_name(case_name).map_err(|_| not_found())?;
     let id: u64 = id.parse().map_err(|_| not_found())?;
-    let c = case.comments.iter().find(|c| c.id == id).ok_or_else(not_found)?;
+    let c = case
+        .comments
+        .iter()
+        .find(|c| c.id == id)
+        .ok_or_else(not_found)?;
     Ok(case.comment_json(c))
 }
 
@@ -751,9 +798,14 @@ fn list_attachments(st: &State, name: &str, p: &Params) -> Result<Value, ApiErro
     let mut items: Vec<(SortKey, Value)> = case
         .attachments
         .iter()
-        .map(|a| ((a.create_time.timestamp_micros(), a.seq), case.attachment_json(a)))
+        .map(|a| {
+            (
+                (a.create_time.timestamp_micros(), a.seq),
+                case.attachment_json(a),
+            )
+        })
         .collect();
-    items.sort_by(|a, b| b.0.cmp(&a.0));
+    items.sort_by_key(|item| std::cmp::Reverse(item.0));
     let (page, next) = page_of(items, p, &format!("cases.attachments.list|{}", case.number))?;
     Ok(list_body("attachments", page, next))
 }
@@ -762,7 +814,13 @@ fn list_attachments(st: &State, name: &str, p: &Params) -> Result<Value, ApiErro
 pub fn find_attachment<'a>(
     st: &'a State,
     name: &str,
-) -> Result<(&'a crate::model::CaseRecord, &'a crate::model::AttachmentRecord), ApiError> {
+) -> Result<
+    (
+        &'a crate::model::CaseRecord,
+        &'a crate::model::AttachmentRecord,
+    ),
+    ApiError,
+> {
     let not_found = || ApiError::not_found(format!("Attachment \"{name}\" was not found."));
     let (case_name, id) = name.rsplit_once("/attachments/").ok_or_else(not_found)?;
     let case = st.case_by_name(case_name).map_err(|_| not_found())?;
@@ -810,7 +868,10 @@ fn upload(
                 let raw = wire::parse_json(&parts[i].body)?;
                 let attachment = if raw.get("attachment").is_some() {
                     let req = wire::decode(&raw, wire::CREATE_ATTACHMENT_REQUEST, "")?;
-                    req.get("attachment").and_then(Value::as_object).cloned().unwrap_or_default()
+                    req.get("attachment")
+                        .and_then(Value::as_object)
+                        .cloned()
+                        .unwrap_or_default()
                 } else {
                     wire::decode(&raw, wire::ATTACHMENT, "attachment")?
                 };
@@ -824,9 +885,7 @@ fn upload(
                 .enumerate()
                 .find(|(i, _)| Some(*i) != meta_idx)
                 .map(|(_, part)| part)
-                .ok_or_else(|| {
-                    ApiError::invalid_argument("Multipart upload has no media part.")
-                })?;
+                .ok_or_else(|| ApiError::invalid_argument("Multipart upload has no media part."))?;
             if filename.is_none() {
                 filename = media.disposition_param("filename");
             }
@@ -911,12 +970,27 @@ mod tests {
     fn routes_follow_the_discovery_bindings() {
         let r = |m: Method, p: &str| resolve(&m, p).map(|r| r.method_id());
         assert_eq!(r(Method::GET, "/v2/projects/p/cases/1"), Some("cases.get"));
-        assert_eq!(r(Method::GET, "/v2/organizations/1/cases/1"), Some("cases.get"));
-        assert_eq!(r(Method::PATCH, "/v2/projects/p/cases/1"), Some("cases.patch"));
-        assert_eq!(r(Method::POST, "/v2/projects/p/cases/1:close"), Some("cases.close"));
-        assert_eq!(r(Method::GET, "/v2/projects/p/cases:search"), Some("cases.search"));
+        assert_eq!(
+            r(Method::GET, "/v2/organizations/1/cases/1"),
+            Some("cases.get")
+        );
+        assert_eq!(
+            r(Method::PATCH, "/v2/projects/p/cases/1"),
+            Some("cases.patch")
+        );
+        assert_eq!(
+            r(Method::POST, "/v2/projects/p/cases/1:close"),
+            Some("cases.close")
+        );
+        assert_eq!(
+            r(Method::GET, "/v2/projects/p/cases:search"),
+            Some("cases.search")
+        );
         assert_eq!(r(Method::GET, "/v2/projects/p/cases"), Some("cases.list"));
-        assert_eq!(r(Method::POST, "/v2/projects/p/cases"), Some("cases.create"));
+        assert_eq!(
+            r(Method::POST, "/v2/projects/p/cases"),
+            Some("cases.create")
+        );
         assert_eq!(
             r(Method::POST, "/v2/projects/p/cases/1/comments"),
             Some("cases.comments.create")

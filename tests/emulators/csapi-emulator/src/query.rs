@@ -11,7 +11,7 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::model::{CaseState, CommentRecord, CaseVersion, Priority};
+use crate::model::{CaseState, CaseVersion, CommentRecord, Priority};
 
 /// Which of the two grammars is parsed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -428,7 +428,10 @@ mod tests {
         let v = version(CaseState::New, Priority::P1, "2026-03-01T00:00:00Z");
         assert!(eval("state=OPEN", &v));
         assert!(!eval("state=CLOSED", &v));
-        assert!(eval(r#"state=OPEN AND creator.email="tester@example.com""#, &v));
+        assert!(eval(
+            r#"state=OPEN AND creator.email="tester@example.com""#,
+            &v
+        ));
         assert!(eval("state=OPEN AND (priority=P0 OR priority=P1)", &v));
         assert!(!eval("priority=P0 OR priority=P2", &v));
         assert!(eval(r#"update_time>"2020-01-01T00:00:00-05:00""#, &v));
@@ -443,7 +446,10 @@ mod tests {
         assert!(!eval(r#"update_time>"2026-02-28T17:00:00-07:00""#, &v));
         assert!(eval(r#"update_time>"2026-02-28T16:59:59-07:00""#, &v));
         assert!(eval(r#"update_time>"2026-03-01T00:59:59+01:00""#, &v));
-        assert!(eval(r#"updateTime>"2026-02-01T00:00:00+00:00" state=OPEN"#, &v));
+        assert!(eval(
+            r#"updateTime>"2026-02-01T00:00:00+00:00" state=OPEN"#,
+            &v
+        ));
     }
 
     #[test]
@@ -480,9 +486,18 @@ mod tests {
 
     #[test]
     fn classification_queries() {
-        assert!(glob_match("*compute*", "Compute > Compute Engine > Instance"));
-        assert!(glob_match("Compute*Instance", "Compute > Compute Engine > Instance"));
-        assert!(!glob_match("*Storage*", "Compute > Compute Engine > Instance"));
+        assert!(glob_match(
+            "*compute*",
+            "Compute > Compute Engine > Instance"
+        ));
+        assert!(glob_match(
+            "Compute*Instance",
+            "Compute > Compute Engine > Instance"
+        ));
+        assert!(!glob_match(
+            "*Storage*",
+            "Compute > Compute Engine > Instance"
+        ));
         let m = classification_matcher(r#"display_name:"*Compute Engine*""#).unwrap();
         assert_eq!(m.len(), 1);
         assert!(classification_matcher("bogus").is_err());

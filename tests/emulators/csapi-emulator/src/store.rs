@@ -253,7 +253,12 @@ impl State {
     }
 
     /// Adds a comment after checking the documented body rules.
-    pub fn add_comment(&mut self, number: u64, body: &str, creator: Actor) -> Result<u64, ApiError> {
+    pub fn add_comment(
+        &mut self,
+        number: u64,
+        body: &str,
+        creator: Actor,
+    ) -> Result<u64, ApiError> {
         validate_comment_body(body)?;
         let id = self.next_comment;
         self.next_comment += 1;
@@ -381,7 +386,10 @@ mod tests {
     #[test]
     fn names_resolve_under_any_parent() {
         assert_eq!(case_number("projects/p/cases/10000001"), Some(10_000_001));
-        assert_eq!(case_number("organizations/1/cases/10000001"), Some(10_000_001));
+        assert_eq!(
+            case_number("organizations/1/cases/10000001"),
+            Some(10_000_001)
+        );
         assert_eq!(case_number("10000001"), Some(10_000_001));
         assert_eq!(case_number("folders/1/cases/10000001"), None);
         assert_eq!(case_number("projects/p/cases/abc"), None);

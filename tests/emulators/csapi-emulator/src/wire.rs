@@ -51,7 +51,11 @@ pub const CASE: &[Field] = &[
     f("name", "name", Kind::Str),
     f("displayName", "display_name", Kind::Str),
     f("description", "description", Kind::Str),
-    f("classification", "classification", Kind::Msg(CLASSIFICATION)),
+    f(
+        "classification",
+        "classification",
+        Kind::Msg(CLASSIFICATION),
+    ),
     f("timeZone", "time_zone", Kind::Str),
     f(
         "subscriberEmailAddresses",
@@ -130,12 +134,8 @@ pub fn parse_json(body: &[u8]) -> Result<Value, ApiError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(Value::Object(Map::new()));
     }
-    serde_json::from_slice(body).map_err(|e| {
-        ApiError::bad_field(
-            "",
-            format!("Invalid JSON payload received. {e}"),
-        )
-    })
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_field("", format!("Invalid JSON payload received. {e}")))
 }
 
 fn at(path: &str) -> String {
@@ -188,10 +188,7 @@ pub fn decode(v: &Value, fields: &[Field], path: &str) -> Result<Map<String, Val
 }
 
 fn invalid_value(path: &str, ty: &str, value: &Value) -> ApiError {
-    ApiError::bad_field(
-        path,
-        format!("Invalid value at '{path}' ({ty}), {value}"),
-    )
+    ApiError::bad_field(path, format!("Invalid value at '{path}' ({ty}), {value}"))
 }
 
 fn decode_value(value: &Value, kind: Kind, path: &str) -> Result<Value, ApiError> {

@@ -90,9 +90,7 @@ pub fn validate_adf(value: &Value) -> Result<(), String> {
         .get("content")
         .and_then(Value::as_array)
         .ok_or_else(|| "the document must have a 'content' array".to_string())?;
-    content
-        .iter()
-        .try_for_each(|node| validate_node(node, 1))
+    content.iter().try_for_each(|node| validate_node(node, 1))
 }
 
 fn validate_node(node: &Value, depth: usize) -> Result<(), String> {

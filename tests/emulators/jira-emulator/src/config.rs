@@ -138,15 +138,14 @@ impl Default for JiraWorkflow {
             name: name.to_string(),
             category,
         };
-        let transition = |id: &str, name: &str, from: &[&str], to: &str, screen: &[&str]| {
-            JiraTransition {
+        let transition =
+            |id: &str, name: &str, from: &[&str], to: &str, screen: &[&str]| JiraTransition {
                 id: id.to_string(),
                 name: name.to_string(),
                 from: from.iter().map(|s| s.to_string()).collect(),
                 to: to.to_string(),
                 screen_fields: screen.iter().map(|s| s.to_string()).collect(),
-            }
-        };
+            };
         JiraWorkflow {
             statuses: vec![
                 status("10000", "To Do", StatusCategory::New),

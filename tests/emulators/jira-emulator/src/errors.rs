@@ -138,8 +138,7 @@ impl ApiError {
             _ => None,
         };
         if let Some(seconds) = retry_after {
-            err.headers
-                .push((header::RETRY_AFTER, seconds.to_string()));
+            err.headers.push((header::RETRY_AFTER, seconds.to_string()));
         }
         if status == StatusCode::TOO_MANY_REQUESTS {
             err.headers.push((

@@ -272,9 +272,7 @@ fn apply_op(
                 return fail(unsupported());
             }
             match reference(value, &["accountId", "id"]) {
-                Some(account) if state.user(&account).is_some() => {
-                    draft.reporter = Some(account)
-                }
+                Some(account) if state.user(&account).is_some() => draft.reporter = Some(account),
                 Some(_) => fail("The reporter specified is not a user.".to_string()),
                 None => fail("Reporter is required.".to_string()),
             }

@@ -135,7 +135,6 @@ pub struct Attachment {
 /// What the search index knows about an issue at one moment; JQL is evaluated on this.
 #[derive(Debug, Clone)]
 pub struct SearchDoc {
-    pub id: u64,
     pub number: u64,
     pub key: String,
     pub summary: String,
@@ -194,7 +193,6 @@ impl Issue {
 
     pub fn search_doc(&self, category: StatusCategory) -> SearchDoc {
         SearchDoc {
-            id: self.id,
             number: self.number,
             key: self.key.clone(),
             summary: self.summary.clone(),
@@ -228,7 +226,10 @@ mod tests {
 
     #[test]
     fn renders_jira_timestamps() {
-        let t = Utc.with_ymd_and_hms(2026, 11, 29, 20, 4, 5).single().unwrap()
+        let t = Utc
+            .with_ymd_and_hms(2026, 11, 29, 20, 4, 5)
+            .single()
+            .unwrap()
             + chrono::Duration::milliseconds(123);
         assert_eq!(jira_time(t), "2026-11-29T20:04:05.123+0000");
     }

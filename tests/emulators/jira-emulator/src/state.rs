@@ -354,17 +354,16 @@ impl State {
     }
 
     /// Creates an issue from a validated draft; returns its id.
-    pub fn create_issue(
-        &mut self,
-        draft: Draft,
-        creator: &str,
-        created: DateTime<Utc>,
-    ) -> u64 {
+    pub fn create_issue(&mut self, draft: Draft, creator: &str, created: DateTime<Utc>) -> u64 {
         let id = self.next_issue_id;
         self.next_issue_id += 1;
         let number = self.next_issue_number;
         self.next_issue_number += 1;
-        let key = format!("{}-{}", self.config.project_key.to_ascii_uppercase(), number);
+        let key = format!(
+            "{}-{}",
+            self.config.project_key.to_ascii_uppercase(),
+            number
+        );
         let initial = self
             .status_by_name_or_id(&self.config.workflow.initial_status)
             .or_else(|| self.config.workflow.statuses.first())
