@@ -5,6 +5,7 @@
 pub mod adapters;
 pub mod clock;
 pub mod config;
+pub mod deploy;
 pub mod domain;
 pub mod error;
 pub mod logging;
