@@ -32,12 +32,37 @@ pub const ENV_PREFIX: &str = "CASESYNC_";
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
-    pub google: GoogleConfig,
-    pub crm: CrmConfig,
+    /// Required wherever the Cloud Support API or the CRM is used (see `require_google`).
+    pub google: Option<GoogleConfig>,
+    /// Required wherever the CRM is used.
+    pub crm: Option<CrmConfig>,
     #[serde(default)]
     pub sync: SyncConfig,
     #[serde(default)]
     pub runner: RunnerConfig,
+    /// The Firestore store of the Cloud Run functions.
+    pub firestore: Option<FirestoreSection>,
+    /// The Pub/Sub topics of the Cloud Run functions.
+    pub pubsub: Option<PubSubSection>,
+    /// Read by the HTTP shim from the environment (`ShimConfig::from_env`).
+    pub shim: Option<toml::Table>,
+    /// Read by the replay job.
+    pub replay: Option<toml::Table>,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct FirestoreSection {
+    pub project: String,
+    pub database: String,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct PubSubSection {
+    pub project: String,
+    /// An emulator's URL; anonymous credentials are then used.
+    pub endpoint: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -182,8 +207,31 @@ impl Config {
         Ok(config)
     }
 
+    /// The `[google]` section, or an error naming it.
+    pub fn require_google(&self) -> Result<&GoogleConfig, ConfigError> {
+        self.google
+            .as_ref()
+            .ok_or_else(|| ConfigError::new("google", "the [google] section (CASESYNC_GOOGLE__*) is required"))
+    }
+
+    /// The `[crm]` section, or an error naming it.
+    pub fn require_crm(&self) -> Result<&CrmConfig, ConfigError> {
+        self.crm
+            .as_ref()
+            .ok_or_else(|| ConfigError::new("crm", "the [crm] section (CASESYNC_CRM__*) is required"))
+    }
+
     fn validate(&self) -> Result<(), ConfigError> {
-        let g = &self.google;
+        if let Some(g) = &self.google {
+            Self::validate_google(g)?;
+        }
+        if let Some(crm) = &self.crm {
+            Self::validate_crm(crm)?;
+        }
+        self.validate_sync_and_runner()
+    }
+
+    fn validate_google(g: &GoogleConfig) -> Result<(), ConfigError> {
         check_parent("google.parent", &g.parent)?;
         if let Some(p) = &g.create_parent {
             check_parent("google.create_parent", p)?;
@@ -205,14 +253,22 @@ impl Config {
         {
             return Err(ConfigError::new("google.endpoint", format!("`{endpoint}` is not an http(s) URL")));
         }
-        match self.crm.kind.as_str() {
+        Ok(())
+    }
+
+    fn validate_crm(crm: &CrmConfig) -> Result<(), ConfigError> {
+        match crm.kind.as_str() {
             "jira" => {
-                if self.crm.jira.is_none() {
+                if crm.jira.is_none() {
                     return Err(ConfigError::new("crm.jira", "crm.kind is `jira` but the [crm.jira] section is missing"));
                 }
             }
             other => return Err(ConfigError::new("crm.kind", format!("unknown CRM `{other}` (supported: jira)"))),
         }
+        Ok(())
+    }
+
+    fn validate_sync_and_runner(&self) -> Result<(), ConfigError> {
         let s = &self.sync;
         for (key, d) in [
             ("sync.google_polling_window", s.google_polling_window),
@@ -255,16 +311,21 @@ impl Config {
     }
 
     /// What the task bodies need.
+    /// What the task bodies need. Without a `[google]` section (a function that never talks
+    /// to Google) the Google settings stay empty.
     pub fn sync_settings(&self) -> SyncSettings {
-        let g = &self.google;
         let s = &self.sync;
         let chrono = |d: Duration| chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX);
-        let mut settings = SyncSettings::with_defaults(&g.parent, "");
-        settings.google_create_parent = g.create_parent.clone().unwrap_or_else(|| g.parent.clone());
-        settings.classification_id = g.classification_id.clone();
-        settings.own_google_identities = g.own_identities.clone();
-        settings.subscriber_emails = g.subscriber_emails.clone();
-        settings.test_case = g.test_case;
+        let mut settings = SyncSettings::with_defaults("", "");
+        settings.own_google_identities.clear();
+        if let Some(g) = &self.google {
+            settings.google_parent = g.parent.clone();
+            settings.google_create_parent = g.create_parent.clone().unwrap_or_else(|| g.parent.clone());
+            settings.classification_id = g.classification_id.clone();
+            settings.own_google_identities = g.own_identities.clone();
+            settings.subscriber_emails = g.subscriber_emails.clone();
+            settings.test_case = g.test_case;
+        }
         settings.google_polling_window = chrono(s.google_polling_window);
         settings.company_polling_window = chrono(s.company_polling_window);
         settings.pickup_max_age = chrono(s.pickup_max_age);
@@ -394,11 +455,12 @@ google_polling_window = "30m"
             ],
         )
         .unwrap();
-        assert_eq!(c.google.parent, "projects/other");
+        let g = c.google.as_ref().unwrap();
+        assert_eq!(g.parent, "projects/other");
         assert_eq!(c.sync.max_attachment_bytes, 1024);
-        assert_eq!(c.google.own_identities.len(), 2);
+        assert_eq!(c.google.as_ref().unwrap().own_identities.len(), 2);
         assert_eq!(c.runner.workers, 2);
-        assert_eq!(c.crm.jira.unwrap()["api_token"].as_str(), Some("secret"));
+        assert_eq!(c.crm.unwrap().jira.unwrap()["api_token"].as_str(), Some("secret"));
     }
 
     #[test]
@@ -422,8 +484,9 @@ google_polling_window = "30m"
             assert!(err.key.starts_with(key), "{env:?}: expected key {key}, got {err}");
             assert!(err.to_string().contains(key));
         }
-        let missing = load("[crm]\nkind = \"jira\"\n", &[]).unwrap_err();
-        assert!(missing.problem.contains("google"), "{missing}");
+        let partial = load("[crm]\nkind = \"jira\"\n[crm.jira]\n", &[]).unwrap();
+        assert_eq!(partial.require_google().unwrap_err().key, "google");
+        assert!(partial.require_crm().is_ok());
         let broken = load("[google\n", &[]).unwrap_err();
         assert_eq!(broken.key, "CASESYNC_CONFIG");
     }

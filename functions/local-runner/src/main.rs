@@ -13,7 +13,11 @@ use shared::adapters::sqlite_queue::EmbeddedQueue;
 use std::path::PathBuf;
 
 #[derive(Parser, Debug)]
-#[command(name = "casesync-local", version, about = "casesync: keep Google Cloud support cases and your CRM in step (local all-in-one runner)")]
+#[command(
+    name = "casesync-local",
+    version,
+    about = "casesync: keep Google Cloud support cases and your CRM in step (local all-in-one runner)"
+)]
 struct Cli {
     /// The configuration file (also `CASESYNC_CONFIG`). Without one, the sandbox runs.
     #[arg(long, env = "CASESYNC_CONFIG")]
@@ -54,7 +58,10 @@ fn init_logging(json: bool) {
             .with_env_filter(filter)
             .init();
     } else {
-        tracing_subscriber::fmt().with_env_filter(filter).with_target(false).init();
+        tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_target(false)
+            .init();
     }
 }
 
@@ -64,20 +71,32 @@ async fn main() -> anyhow::Result<()> {
     init_logging(cli.log_json);
     let setup = runner::Setup::build(cli.config.as_deref()).await?;
     match cli.command.unwrap_or(Command::Run { for_seconds: None }) {
-        Command::Run { for_seconds } => runner::run(setup, for_seconds.map(std::time::Duration::from_secs)).await,
+        Command::Run { for_seconds } => {
+            runner::run(setup, for_seconds.map(std::time::Duration::from_secs)).await
+        }
         Command::DeadLetters => {
             let dead = setup.queue.dead_letters().context("reading dead letters")?;
             if dead.is_empty() {
                 println!("no dead letters");
             }
             for d in dead {
-                println!("{}\t{}\t{}\tattempts={}\t{}: {}", d.dead_at.to_rfc3339(), d.topic, d.case_key, d.attempts, d.error_class, d.reason);
+                println!(
+                    "{}\t{}\t{}\tattempts={}\t{}: {}",
+                    d.dead_at.to_rfc3339(),
+                    d.topic,
+                    d.case_key,
+                    d.attempts,
+                    d.error_class,
+                    d.reason
+                );
             }
             Ok(())
         }
         Command::Replay { case } => {
             let queue: &EmbeddedQueue = &setup.queue;
-            let n = queue.replay(case.as_deref()).context("replaying dead letters")?;
+            let n = queue
+                .replay(case.as_deref())
+                .context("replaying dead letters")?;
             println!("replayed {n} message(s)");
             Ok(())
         }

@@ -30,7 +30,8 @@ impl Setup {
     pub async fn build(config_path: Option<&Path>) -> anyhow::Result<Setup> {
         match config_path {
             Some(path) => {
-                let config = Config::load(Some(path), std::env::vars()).map_err(anyhow::Error::new)?;
+                let config =
+                    Config::load(Some(path), std::env::vars()).map_err(anyhow::Error::new)?;
                 Self::from_config(config).await
             }
             None => Self::sandbox().await,
@@ -66,10 +67,8 @@ impl Setup {
     }
 
     async fn from_config(config: Config) -> anyhow::Result<Setup> {
-        bail!(
-            "crm.kind `{}`: real adapters are not wired into the local runner yet; run without a configuration to use the sandbox",
-            config.crm.kind
-        )
+        let kind = config.require_crm().map_err(anyhow::Error::new)?.kind.clone();
+        bail!("crm.kind `{kind}`: real adapters are not wired into the local runner yet; run without a configuration to use the sandbox")
     }
 }
 
@@ -101,10 +100,20 @@ pub async fn run(setup: Setup, for_at_most: Option<Duration>) -> anyhow::Result<
         ("cleanup-case-mappings", r.cleanup_every),
     ];
     for (task, every) in schedules {
-        tasks.spawn(scheduled(task, every, setup.engine.clone(), stop_rx.clone()));
+        tasks.spawn(scheduled(
+            task,
+            every,
+            setup.engine.clone(),
+            stop_rx.clone(),
+        ));
     }
     for worker in 0..r.workers {
-        tasks.spawn(work(worker, setup.engine.clone(), setup.queue.clone(), stop_rx.clone()));
+        tasks.spawn(work(
+            worker,
+            setup.engine.clone(),
+            setup.queue.clone(),
+            stop_rx.clone(),
+        ));
     }
     #[cfg(feature = "sandbox")]
     if let Some(sandbox) = &setup.sandbox {
@@ -152,7 +161,12 @@ async fn shutdown_signal(for_at_most: Option<Duration>) {
 }
 
 /// Runs one scheduled task now and then every `every`, as Cloud Scheduler would.
-async fn scheduled(task: &'static str, every: Duration, engine: Engine, mut stop: watch::Receiver<bool>) {
+async fn scheduled(
+    task: &'static str,
+    every: Duration,
+    engine: Engine,
+    mut stop: watch::Receiver<bool>,
+) {
     let mut ticker = tokio::time::interval(every);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -161,17 +175,36 @@ async fn scheduled(task: &'static str, every: Duration, engine: Engine, mut stop
             _ = stop.changed() => return,
         }
         let outcome = match task {
-            "poll-google" => engine.poll_google().await.map(|r| serde_json::to_value(r).unwrap_or_default()),
-            "poll-company" => engine.poll_company().await.map(|r| serde_json::to_value(r).unwrap_or_default()),
-            "detect-outages" => engine.detect_outages().await.map(|r| serde_json::to_value(r).unwrap_or_default()),
-            _ => engine.cleanup_case_mappings().await.map(|r| serde_json::to_value(r).unwrap_or_default()),
+            "poll-google" => engine
+                .poll_google()
+                .await
+                .map(|r| serde_json::to_value(r).unwrap_or_default()),
+            "poll-company" => engine
+                .poll_company()
+                .await
+                .map(|r| serde_json::to_value(r).unwrap_or_default()),
+            "detect-outages" => engine
+                .detect_outages()
+                .await
+                .map(|r| serde_json::to_value(r).unwrap_or_default()),
+            _ => engine
+                .cleanup_case_mappings()
+                .await
+                .map(|r| serde_json::to_value(r).unwrap_or_default()),
         };
         match outcome {
             Ok(report) => {
                 let busy = report.as_object().is_some_and(|o| {
-                    ["new_mappings", "enqueued"].iter().any(|k| o.get(*k).and_then(|v| v.as_u64()).unwrap_or(0) > 0)
-                        || o.get("deleted").and_then(|v| v.as_array()).is_some_and(|a| !a.is_empty())
-                        || o.get("resume_comments_posted").and_then(|v| v.as_u64()).unwrap_or(0) > 0
+                    ["new_mappings", "enqueued"]
+                        .iter()
+                        .any(|k| o.get(*k).and_then(|v| v.as_u64()).unwrap_or(0) > 0)
+                        || o.get("deleted")
+                            .and_then(|v| v.as_array())
+                            .is_some_and(|a| !a.is_empty())
+                        || o.get("resume_comments_posted")
+                            .and_then(|v| v.as_u64())
+                            .unwrap_or(0)
+                            > 0
                 });
                 if busy {
                     info!(task, report = %report, "done");
@@ -182,21 +215,32 @@ async fn scheduled(task: &'static str, every: Duration, engine: Engine, mut stop
             Err(TaskError::OutageDetected { lagging, report }) => {
                 error!(task, lagging, report = %serde_json::to_value(&report).unwrap_or_default(), "sync outage detected");
             }
-            Err(e) => warn!(task, class = e.class().as_str(), error = %e, "failed; runs again at its next tick"),
+            Err(e) => {
+                warn!(task, class = e.class().as_str(), error = %e, "failed; runs again at its next tick")
+            }
         }
     }
 }
 
 /// Drains the queue: one delivery at a time per worker.
-async fn work(worker: usize, engine: Engine, queue: Arc<EmbeddedQueue>, mut stop: watch::Receiver<bool>) {
+async fn work(
+    worker: usize,
+    engine: Engine,
+    queue: Arc<EmbeddedQueue>,
+    mut stop: watch::Receiver<bool>,
+) {
     loop {
         if *stop.borrow() {
             return;
         }
         match queue.receive() {
             Ok(Some(delivery)) => match process_delivery(&engine, &queue, &delivery).await {
-                Ok(DeliveryOutcome::Synced(_)) | Ok(DeliveryOutcome::Retrying { .. }) | Ok(DeliveryOutcome::DeadLettered { .. }) => {}
-                Err(e) => warn!(worker, error = %e, "the queue failed; the message will be delivered again"),
+                Ok(DeliveryOutcome::Synced(_))
+                | Ok(DeliveryOutcome::Retrying { .. })
+                | Ok(DeliveryOutcome::DeadLettered { .. }) => {}
+                Err(e) => {
+                    warn!(worker, error = %e, "the queue failed; the message will be delivered again")
+                }
             },
             Ok(None) => {
                 tokio::select! {

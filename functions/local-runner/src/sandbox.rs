@@ -54,11 +54,39 @@ impl Sandbox {
     pub async fn start(clock: Arc<dyn Clock>) -> anyhow::Result<Sandbox> {
         let google = Arc::new(MemorySupportApi::new(clock.clone(), SANDBOX_IDENTITY));
         let company = Arc::new(MemoryCrm::new(clock));
-        let g1 = google.open_case_as_customer(PARENT, "VM instance does not boot after resize", "Since 09:12 UTC the instance web-1 loops in the boot loader.", Priority::P1, None);
-        let g2 = google.open_case_as_customer(PARENT, "Quota increase for GPUs in europe-west4", "We need 16 more L4 GPUs for a launch.", Priority::P3, None);
-        let c1 = company.open_case_as_agent("Cloud SQL failover took 9 minutes", "Production failover on db-main was much slower than documented.", Priority::P2, true, None);
-        company.open_case_as_agent("Printer on floor 3 is out of toner", "Not for Google: this case is not flagged.", Priority::P4, false, None);
-        info!(google_cases = 2, crm_cases = 2, "sandbox seeded: 2 Google cases, 1 flagged and 1 unflagged CRM case");
+        let g1 = google.open_case_as_customer(
+            PARENT,
+            "VM instance does not boot after resize",
+            "Since 09:12 UTC the instance web-1 loops in the boot loader.",
+            Priority::P1,
+            None,
+        );
+        let g2 = google.open_case_as_customer(
+            PARENT,
+            "Quota increase for GPUs in europe-west4",
+            "We need 16 more L4 GPUs for a launch.",
+            Priority::P3,
+            None,
+        );
+        let c1 = company.open_case_as_agent(
+            "Cloud SQL failover took 9 minutes",
+            "Production failover on db-main was much slower than documented.",
+            Priority::P2,
+            true,
+            None,
+        );
+        company.open_case_as_agent(
+            "Printer on floor 3 is out of toner",
+            "Not for Google: this case is not flagged.",
+            Priority::P4,
+            false,
+            None,
+        );
+        info!(
+            google_cases = 2,
+            crm_cases = 2,
+            "sandbox seeded: 2 Google cases, 1 flagged and 1 unflagged CRM case"
+        );
         let mut settings = SyncSettings::with_defaults(PARENT, SANDBOX_IDENTITY);
         settings.classification_id = "demo-classification".into();
         Ok(Sandbox {
@@ -74,7 +102,10 @@ impl Sandbox {
 
     /// Acts as people on both sides, one step every few seconds, so there is something to
     /// sync while the runner runs.
-    pub fn demo_activity(&self, mut stop: watch::Receiver<bool>) -> impl std::future::Future<Output = ()> + Send + 'static {
+    pub fn demo_activity(
+        &self,
+        mut stop: watch::Receiver<bool>,
+    ) -> impl std::future::Future<Output = ()> + Send + 'static {
         let google = self.google.clone();
         let company = self.company.clone();
         let g = self.google_cases.clone();
@@ -95,13 +126,26 @@ impl Sandbox {
                 };
                 match step {
                     0 => {
-                        google.comment_as_engineer(&g[0], "Priya (Google Cloud Support)", "Thanks for the report. Could you attach the serial console output?");
+                        google.comment_as_engineer(
+                            &g[0],
+                            "Priya (Google Cloud Support)",
+                            "Thanks for the report. Could you attach the serial console output?",
+                        );
                         info!(case = %g[0], "sandbox: a Google engineer commented");
                     }
                     1 => {
                         if let Some(id) = crm_of(&g[0]) {
-                            company.comment_as_agent(&id, "Sam (Platform team)", "Attached the serial console log.");
-                            company.attach_as_agent(&id, "Sam (Platform team)", "serial-console.log", b"[    0.000000] Linux version 6.1\n[    1.234567] EXT4-fs error\n");
+                            company.comment_as_agent(
+                                &id,
+                                "Sam (Platform team)",
+                                "Attached the serial console log.",
+                            );
+                            company.attach_as_agent(
+                                &id,
+                                "Sam (Platform team)",
+                                "serial-console.log",
+                                b"[    0.000000] Linux version 6.1\n[    1.234567] EXT4-fs error\n",
+                            );
                             info!(crm_case = %id, "sandbox: an agent commented and attached a file");
                         }
                     }
@@ -110,13 +154,26 @@ impl Sandbox {
                         info!(case = %g[0], "sandbox: Google raised the priority to P0");
                     }
                     3 => {
-                        company.comment_as_agent(&c[0], "Sam (Platform team)", "Any update from Google?");
+                        company.comment_as_agent(
+                            &c[0],
+                            "Sam (Platform team)",
+                            "Any update from Google?",
+                        );
                         company.set_priority_as_agent(&c[0], Priority::P1);
                         info!(crm_case = %c[0], "sandbox: an agent commented and raised the priority to P1");
                     }
                     4 => {
-                        google.attach_as_engineer(&g[0], "Priya (Google Cloud Support)", "fix-instructions.txt", b"Detach the boot disk, run fsck, reattach.\n");
-                        google.comment_as_engineer(&g[0], "Priya (Google Cloud Support)", "The attached steps should fix it. Closing once you confirm.");
+                        google.attach_as_engineer(
+                            &g[0],
+                            "Priya (Google Cloud Support)",
+                            "fix-instructions.txt",
+                            b"Detach the boot disk, run fsck, reattach.\n",
+                        );
+                        google.comment_as_engineer(
+                            &g[0],
+                            "Priya (Google Cloud Support)",
+                            "The attached steps should fix it. Closing once you confirm.",
+                        );
                         info!(case = %g[0], "sandbox: a Google engineer attached a file and commented");
                     }
                     5 => {
