@@ -44,7 +44,7 @@ impl Setup {
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let queue = open_queue(&runner, clock.clone())?;
         let store = open_store(&runner)?;
-        let sandbox = crate::sandbox::Sandbox::start(clock.clone()).await?;
+        let sandbox = crate::sandbox::Sandbox::start().await?;
         let engine = Engine {
             support: sandbox.support.clone(),
             crm: sandbox.crm.clone(),
@@ -67,8 +67,14 @@ impl Setup {
     }
 
     async fn from_config(config: Config) -> anyhow::Result<Setup> {
-        let kind = config.require_crm().map_err(anyhow::Error::new)?.kind.clone();
-        bail!("crm.kind `{kind}`: real adapters are not wired into the local runner yet; run without a configuration to use the sandbox")
+        let kind = config
+            .require_crm()
+            .map_err(anyhow::Error::new)?
+            .kind
+            .clone();
+        bail!(
+            "crm.kind `{kind}`: real adapters are not wired into the local runner yet; run without a configuration to use the sandbox"
+        )
     }
 }
 
