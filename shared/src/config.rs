@@ -55,14 +55,16 @@ pub struct Config {
 pub struct FirestoreSection {
     pub project: String,
     pub database: String,
+    /// `host:port` of a Firestore emulator (tests only).
+    pub emulator_host: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct PubSubSection {
     pub project: String,
-    /// An emulator's URL; anonymous credentials are then used.
-    pub endpoint: Option<String>,
+    /// `host:port` of a Pub/Sub emulator (tests only); anonymous credentials are then used.
+    pub emulator_host: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -183,13 +185,24 @@ impl Default for RunnerConfig {
 
 impl Config {
     /// Reads `path` (if any), applies `CASESYNC_*` overrides from `env`, and checks it all.
-    pub fn load(path: Option<&Path>, env: impl IntoIterator<Item = (String, String)>) -> Result<Config, ConfigError> {
+    pub fn load(
+        path: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigError> {
         let mut table = match path {
             Some(p) => {
-                let text = std::fs::read_to_string(p)
-                    .map_err(|e| ConfigError::new("CASESYNC_CONFIG", format!("cannot read {}: {e}", p.display())))?;
-                text.parse::<toml::Table>()
-                    .map_err(|e| ConfigError::new(&key_of_toml_error(&e), format!("{} is not valid TOML: {}", p.display(), e.message())))?
+                let text = std::fs::read_to_string(p).map_err(|e| {
+                    ConfigError::new(
+                        "CASESYNC_CONFIG",
+                        format!("cannot read {}: {e}", p.display()),
+                    )
+                })?;
+                text.parse::<toml::Table>().map_err(|e| {
+                    ConfigError::new(
+                        &key_of_toml_error(&e),
+                        format!("{} is not valid TOML: {}", p.display(), e.message()),
+                    )
+                })?
             }
             None => toml::Table::new(),
         };
@@ -198,27 +211,34 @@ impl Config {
     }
 
     pub fn from_table(table: toml::Table) -> Result<Config, ConfigError> {
-        let config: Config = serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
-            let path = e.path().to_string();
-            let inner = e.into_inner();
-            ConfigError::new(if path == "." { "(top level)" } else { &path }, inner.message().to_string())
-        })?;
+        let config: Config =
+            serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
+                let path = e.path().to_string();
+                let inner = e.into_inner();
+                ConfigError::new(
+                    if path == "." { "(top level)" } else { &path },
+                    inner.message().to_string(),
+                )
+            })?;
         config.validate()?;
         Ok(config)
     }
 
     /// The `[google]` section, or an error naming it.
     pub fn require_google(&self) -> Result<&GoogleConfig, ConfigError> {
-        self.google
-            .as_ref()
-            .ok_or_else(|| ConfigError::new("google", "the [google] section (CASESYNC_GOOGLE__*) is required"))
+        self.google.as_ref().ok_or_else(|| {
+            ConfigError::new(
+                "google",
+                "the [google] section (CASESYNC_GOOGLE__*) is required",
+            )
+        })
     }
 
     /// The `[crm]` section, or an error naming it.
     pub fn require_crm(&self) -> Result<&CrmConfig, ConfigError> {
-        self.crm
-            .as_ref()
-            .ok_or_else(|| ConfigError::new("crm", "the [crm] section (CASESYNC_CRM__*) is required"))
+        self.crm.as_ref().ok_or_else(|| {
+            ConfigError::new("crm", "the [crm] section (CASESYNC_CRM__*) is required")
+        })
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
@@ -237,21 +257,42 @@ impl Config {
             check_parent("google.create_parent", p)?;
         }
         if g.classification_id.trim().is_empty() {
-            return Err(ConfigError::new("google.classification_id", "must not be empty"));
+            return Err(ConfigError::new(
+                "google.classification_id",
+                "must not be empty",
+            ));
         }
         if g.own_identities.is_empty() {
-            return Err(ConfigError::new("google.own_identities", "must list casesync's own Google e-mail"));
+            return Err(ConfigError::new(
+                "google.own_identities",
+                "must list casesync's own Google e-mail",
+            ));
         }
-        for (i, email) in g.own_identities.iter().chain(&g.subscriber_emails).enumerate() {
+        for (i, email) in g
+            .own_identities
+            .iter()
+            .chain(&g.subscriber_emails)
+            .enumerate()
+        {
             if !email.contains('@') || email.trim() != email {
-                let key = if i < g.own_identities.len() { "google.own_identities" } else { "google.subscriber_emails" };
-                return Err(ConfigError::new(key, format!("`{email}` is not an e-mail address")));
+                let key = if i < g.own_identities.len() {
+                    "google.own_identities"
+                } else {
+                    "google.subscriber_emails"
+                };
+                return Err(ConfigError::new(
+                    key,
+                    format!("`{email}` is not an e-mail address"),
+                ));
             }
         }
         if let Some(endpoint) = &g.endpoint
             && !(endpoint.starts_with("http://") || endpoint.starts_with("https://"))
         {
-            return Err(ConfigError::new("google.endpoint", format!("`{endpoint}` is not an http(s) URL")));
+            return Err(ConfigError::new(
+                "google.endpoint",
+                format!("`{endpoint}` is not an http(s) URL"),
+            ));
         }
         Ok(())
     }
@@ -260,10 +301,18 @@ impl Config {
         match crm.kind.as_str() {
             "jira" => {
                 if crm.jira.is_none() {
-                    return Err(ConfigError::new("crm.jira", "crm.kind is `jira` but the [crm.jira] section is missing"));
+                    return Err(ConfigError::new(
+                        "crm.jira",
+                        "crm.kind is `jira` but the [crm.jira] section is missing",
+                    ));
                 }
             }
-            other => return Err(ConfigError::new("crm.kind", format!("unknown CRM `{other}` (supported: jira)"))),
+            other => {
+                return Err(ConfigError::new(
+                    "crm.kind",
+                    format!("unknown CRM `{other}` (supported: jira)"),
+                ));
+            }
         }
         Ok(())
     }
@@ -282,20 +331,35 @@ impl Config {
             }
         }
         if s.max_attachment_bytes == 0 {
-            return Err(ConfigError::new("sync.max_attachment_bytes", "must be more than zero"));
+            return Err(ConfigError::new(
+                "sync.max_attachment_bytes",
+                "must be more than zero",
+            ));
         }
         if !(s.crm_requests_per_second > 0.0 && s.crm_requests_per_second.is_finite()) {
-            return Err(ConfigError::new("sync.crm_requests_per_second", "must be a positive number"));
+            return Err(ConfigError::new(
+                "sync.crm_requests_per_second",
+                "must be a positive number",
+            ));
         }
         if s.outage_requeue_batch == 0 {
-            return Err(ConfigError::new("sync.outage_requeue_batch", "must be at least 1"));
+            return Err(ConfigError::new(
+                "sync.outage_requeue_batch",
+                "must be at least 1",
+            ));
         }
         let r = &self.runner;
         if r.workers == 0 || r.workers > 64 {
-            return Err(ConfigError::new("runner.workers", "must be between 1 and 64"));
+            return Err(ConfigError::new(
+                "runner.workers",
+                "must be between 1 and 64",
+            ));
         }
         if crate::retry_policy::QueuePolicy::by_name(&r.queue_profile).is_none() {
-            return Err(ConfigError::new("runner.queue_profile", format!("`{}` is neither `production` nor `fast`", r.queue_profile)));
+            return Err(ConfigError::new(
+                "runner.queue_profile",
+                format!("`{}` is neither `production` nor `fast`", r.queue_profile),
+            ));
         }
         for (key, d) in [
             ("runner.poll_google_every", r.poll_google_every),
@@ -320,7 +384,8 @@ impl Config {
         settings.own_google_identities.clear();
         if let Some(g) = &self.google {
             settings.google_parent = g.parent.clone();
-            settings.google_create_parent = g.create_parent.clone().unwrap_or_else(|| g.parent.clone());
+            settings.google_create_parent =
+                g.create_parent.clone().unwrap_or_else(|| g.parent.clone());
             settings.classification_id = g.classification_id.clone();
             settings.own_google_identities = g.own_identities.clone();
             settings.subscriber_emails = g.subscriber_emails.clone();
@@ -344,13 +409,16 @@ impl Config {
 }
 
 fn check_parent(key: &str, value: &str) -> Result<(), ConfigError> {
-    let ok = value
-        .split_once('/')
-        .is_some_and(|(kind, id)| matches!(kind, "projects" | "organizations") && !id.is_empty() && !id.contains('/'));
+    let ok = value.split_once('/').is_some_and(|(kind, id)| {
+        matches!(kind, "projects" | "organizations") && !id.is_empty() && !id.contains('/')
+    });
     if ok {
         Ok(())
     } else {
-        Err(ConfigError::new(key, format!("`{value}` is neither `projects/{{id}}` nor `organizations/{{id}}`")))
+        Err(ConfigError::new(
+            key,
+            format!("`{value}` is neither `projects/{{id}}` nor `organizations/{{id}}`"),
+        ))
     }
 }
 
@@ -360,17 +428,26 @@ fn key_of_toml_error(_e: &toml::de::Error) -> String {
 
 /// Sets `CASESYNC_A__B__C=value` as key `a.b.c`. A value that reads as a TOML array,
 /// boolean or number is taken as one; anything else is a string.
-pub fn apply_env_overrides(table: &mut toml::Table, env: impl IntoIterator<Item = (String, String)>) -> Result<(), ConfigError> {
+pub fn apply_env_overrides(
+    table: &mut toml::Table,
+    env: impl IntoIterator<Item = (String, String)>,
+) -> Result<(), ConfigError> {
     let mut vars: Vec<(String, String)> = env
         .into_iter()
         .filter(|(k, _)| k.starts_with(ENV_PREFIX) && k.contains("__") && k != "CASESYNC_CONFIG")
         .collect();
     vars.sort();
     for (name, raw) in vars {
-        let path: Vec<String> = name[ENV_PREFIX.len()..].split("__").map(|s| s.to_ascii_lowercase()).collect();
+        let path: Vec<String> = name[ENV_PREFIX.len()..]
+            .split("__")
+            .map(|s| s.to_ascii_lowercase())
+            .collect();
         let key = path.join(".");
         if path.iter().any(|p| p.is_empty()) {
-            return Err(ConfigError::new(&name, "is not of the form CASESYNC_SECTION__KEY"));
+            return Err(ConfigError::new(
+                &name,
+                "is not of the form CASESYNC_SECTION__KEY",
+            ));
         }
         let value = env_value(&raw);
         let mut node = &mut *table;
@@ -394,7 +471,9 @@ fn env_value(raw: &str) -> toml::Value {
     let looks_typed = trimmed.starts_with('[')
         || trimmed == "true"
         || trimmed == "false"
-        || (!trimmed.is_empty() && trimmed.chars().all(|c| c.is_ascii_digit()) && trimmed.len() < 16);
+        || (!trimmed.is_empty()
+            && trimmed.chars().all(|c| c.is_ascii_digit())
+            && trimmed.len() < 16);
     if looks_typed
         && let Ok(t) = format!("v = {trimmed}").parse::<toml::Table>()
         && let Some(v) = t.get("v")
@@ -428,7 +507,10 @@ google_polling_window = "30m"
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("c.toml");
         std::fs::write(&p, text).unwrap();
-        Config::load(Some(&p), env.iter().map(|(k, v)| (k.to_string(), v.to_string())))
+        Config::load(
+            Some(&p),
+            env.iter().map(|(k, v)| (k.to_string(), v.to_string())),
+        )
     }
 
     #[test]
@@ -460,28 +542,70 @@ google_polling_window = "30m"
         assert_eq!(c.sync.max_attachment_bytes, 1024);
         assert_eq!(c.google.as_ref().unwrap().own_identities.len(), 2);
         assert_eq!(c.runner.workers, 2);
-        assert_eq!(c.crm.unwrap().jira.unwrap()["api_token"].as_str(), Some("secret"));
+        assert_eq!(
+            c.crm.unwrap().jira.unwrap()["api_token"].as_str(),
+            Some("secret")
+        );
     }
 
     #[test]
     fn every_error_names_its_key() {
         let cases: &[(&str, &[(&str, &str)], &str)] = &[
-            (GOOD, &[("CASESYNC_GOOGLE__PARENT", "folders/1")], "google.parent"),
-            (GOOD, &[("CASESYNC_GOOGLE__CLASSIFICATION_ID", " ")], "google.classification_id"),
-            (GOOD, &[("CASESYNC_GOOGLE__OWN_IDENTITIES", "[]")], "google.own_identities"),
-            (GOOD, &[("CASESYNC_GOOGLE__OWN_IDENTITIES", r#"["nobody"]"#)], "google.own_identities"),
-            (GOOD, &[("CASESYNC_GOOGLE__ENDPOINT", "ftp://x")], "google.endpoint"),
+            (
+                GOOD,
+                &[("CASESYNC_GOOGLE__PARENT", "folders/1")],
+                "google.parent",
+            ),
+            (
+                GOOD,
+                &[("CASESYNC_GOOGLE__CLASSIFICATION_ID", " ")],
+                "google.classification_id",
+            ),
+            (
+                GOOD,
+                &[("CASESYNC_GOOGLE__OWN_IDENTITIES", "[]")],
+                "google.own_identities",
+            ),
+            (
+                GOOD,
+                &[("CASESYNC_GOOGLE__OWN_IDENTITIES", r#"["nobody"]"#)],
+                "google.own_identities",
+            ),
+            (
+                GOOD,
+                &[("CASESYNC_GOOGLE__ENDPOINT", "ftp://x")],
+                "google.endpoint",
+            ),
             (GOOD, &[("CASESYNC_CRM__KIND", "zendesk")], "crm.kind"),
-            (GOOD, &[("CASESYNC_SYNC__GOOGLE_POLLING_WINDOW", "soon")], "sync.google_polling_window"),
-            (GOOD, &[("CASESYNC_SYNC__CONFLICT_WINNER", "both")], "sync.conflict_winner"),
-            (GOOD, &[("CASESYNC_SYNC__MAX_ATTACHMENT_BYTES", "0")], "sync.max_attachment_bytes"),
+            (
+                GOOD,
+                &[("CASESYNC_SYNC__GOOGLE_POLLING_WINDOW", "soon")],
+                "sync.google_polling_window",
+            ),
+            (
+                GOOD,
+                &[("CASESYNC_SYNC__CONFLICT_WINNER", "both")],
+                "sync.conflict_winner",
+            ),
+            (
+                GOOD,
+                &[("CASESYNC_SYNC__MAX_ATTACHMENT_BYTES", "0")],
+                "sync.max_attachment_bytes",
+            ),
             (GOOD, &[("CASESYNC_SYNC__NO_SUCH_KEY", "1")], "sync"),
             (GOOD, &[("CASESYNC_RUNNER__WORKERS", "0")], "runner.workers"),
-            (GOOD, &[("CASESYNC_RUNNER__QUEUE_PROFILE", "slow")], "runner.queue_profile"),
+            (
+                GOOD,
+                &[("CASESYNC_RUNNER__QUEUE_PROFILE", "slow")],
+                "runner.queue_profile",
+            ),
         ];
         for (text, env, key) in cases {
             let err = load(text, env).unwrap_err();
-            assert!(err.key.starts_with(key), "{env:?}: expected key {key}, got {err}");
+            assert!(
+                err.key.starts_with(key),
+                "{env:?}: expected key {key}, got {err}"
+            );
             assert!(err.to_string().contains(key));
         }
         let partial = load("[crm]\nkind = \"jira\"\n[crm.jira]\n", &[]).unwrap();

@@ -8,6 +8,8 @@ pub mod config;
 pub mod deploy;
 pub mod domain;
 pub mod error;
+#[cfg(feature = "functions")]
+pub mod function;
 pub mod logging;
 pub mod ports;
 pub mod retry_policy;
