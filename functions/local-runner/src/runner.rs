@@ -3,10 +3,13 @@
 //! Ctrl-C or SIGTERM, letting in-flight syncs finish.
 
 use anyhow::{Context, bail};
+use shared::adapters::csapi::{CsapiClient, CsapiConfig};
+use shared::adapters::jira::{JiraConfig, JiraCrm};
 use shared::adapters::sqlite_queue::EmbeddedQueue;
 use shared::adapters::sqlite_store::SqliteStore;
 use shared::clock::{Clock, SystemClock};
 use shared::config::{Config, RunnerConfig};
+use shared::ports::SupportApi;
 use shared::retry_policy::QueuePolicy;
 use shared::tasks::{Engine, TaskError};
 use shared::worker::{DeliveryOutcome, process_delivery};
@@ -67,14 +70,56 @@ impl Setup {
     }
 
     async fn from_config(config: Config) -> anyhow::Result<Setup> {
-        let kind = config
-            .require_crm()
-            .map_err(anyhow::Error::new)?
-            .kind
-            .clone();
-        bail!(
-            "crm.kind `{kind}`: real adapters are not wired into the local runner yet; run without a configuration to use the sandbox"
-        )
+        let google = config.require_google()?;
+        let mut csapi = CsapiConfig::default();
+        if let Some(endpoint) = &google.endpoint {
+            csapi.endpoint = Some(endpoint.clone());
+            csapi.anonymous = google.anonymous;
+        }
+        let support = CsapiClient::connect(csapi)
+            .await
+            .context("connecting to the Cloud Support API")?;
+        if !support
+            .classification_exists(&google.classification_id)
+            .await
+            .context("checking google.classification_id")?
+        {
+            bail!(
+                "configuration key `google.classification_id`: `{}` is not a case classification the API knows",
+                google.classification_id
+            );
+        }
+        let crm = config.require_crm()?;
+        let jira = match crm.kind.as_str() {
+            "jira" => {
+                let table = crm
+                    .jira
+                    .clone()
+                    .context("configuration key `crm.jira`: the [crm.jira] section is required when crm.kind is `jira`")?;
+                JiraCrm::connect(JiraConfig::from_toml(table)?)
+                    .await
+                    .context("connecting to Jira")?
+            }
+            other => bail!("configuration key `crm.kind`: `{other}` is not supported"),
+        };
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let runner = config.runner.clone();
+        let queue = open_queue(&runner, clock.clone())?;
+        let engine = Engine {
+            support: Arc::new(support),
+            crm: Arc::new(jira),
+            store: open_store(&runner)?,
+            queue: queue.clone(),
+            clock,
+            settings: Arc::new(config.sync_settings()),
+        };
+        Ok(Setup {
+            engine,
+            queue,
+            runner,
+            #[cfg(feature = "sandbox")]
+            sandbox: None,
+        })
     }
 }
 
