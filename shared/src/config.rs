@@ -540,9 +540,11 @@ google_polling_window = "30m"
         );
     }
 
+    type ErrorCase<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a str);
+
     #[test]
     fn every_error_names_its_key() {
-        let cases: &[(&str, &[(&str, &str)], &str)] = &[
+        let cases: &[ErrorCase] = &[
             (
                 GOOD,
                 &[("CASESYNC_GOOGLE__PARENT", "folders/1")],

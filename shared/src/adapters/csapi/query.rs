@@ -62,7 +62,10 @@ mod tests {
     #[test]
     fn creator_and_text_quotes_both_terms() {
         assert_eq!(
-            creator_and_text("casesync@p.iam.gserviceaccount.com", "casesync: jira case ABC-1"),
+            creator_and_text(
+                "casesync@p.iam.gserviceaccount.com",
+                "casesync: jira case ABC-1"
+            ),
             r#"creator.email="casesync@p.iam.gserviceaccount.com" "casesync: jira case ABC-1""#
         );
     }

@@ -45,6 +45,7 @@ pub fn priority_to_wire(p: Priority) -> model::case::Priority {
 /// Who wrote something. `username` is the documented identity (`email` is deprecated);
 /// the deprecated field is the fallback for callers the API still reports only there.
 /// Google agents carry neither in a usable form, and `googleSupport` tells them apart.
+#[allow(deprecated)] // reading `email` as the fallback is the point
 pub fn actor(a: Option<&model::Actor>) -> GoogleActor {
     let Some(a) = a else {
         return GoogleActor::default();
@@ -163,10 +164,6 @@ mod tests {
     use super::*;
     use chrono::TimeZone;
 
-    fn ts(s: &str) -> google_cloud_wkt::Timestamp {
-        google_cloud_wkt::Timestamp::try_from(s).unwrap()
-    }
-
     fn wire_case_json() -> serde_json::Value {
         serde_json::json!({
             "name": "projects/demo/cases/10000001",
@@ -223,7 +220,11 @@ mod tests {
         let c = case(serde_json::from_value(j).unwrap());
         assert!(c.closed);
         assert_eq!(c.priority, Priority::P0);
-        for (state, closed) in [("NEW", false), ("SOLUTION_PROVIDED", false), ("CLOSED", true)] {
+        for (state, closed) in [
+            ("NEW", false),
+            ("SOLUTION_PROVIDED", false),
+            ("CLOSED", true),
+        ] {
             let mut j = wire_case_json();
             j["state"] = serde_json::json!(state);
             assert_eq!(case(serde_json::from_value(j).unwrap()).closed, closed);
@@ -249,7 +250,9 @@ mod tests {
 
     #[test]
     fn missing_fields_have_safe_defaults() {
-        let c = case(serde_json::from_value(serde_json::json!({"name": "projects/p/cases/1"})).unwrap());
+        let c = case(
+            serde_json::from_value(serde_json::json!({"name": "projects/p/cases/1"})).unwrap(),
+        );
         assert_eq!(c.classification_id, "");
         assert_eq!(c.create_time, DateTime::<Utc>::UNIX_EPOCH);
         assert_eq!(c.creator, GoogleActor::default());
@@ -258,6 +261,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(deprecated)]
     fn google_agents_and_deprecated_email() {
         let agent = model::Actor::new()
             .set_display_name("Support Engineer")
@@ -265,7 +269,9 @@ mod tests {
         let a = actor(Some(&agent));
         assert!(a.google_support);
         assert_eq!(a.email, None);
-        let old = model::Actor::new().set_display_name("Old").set_email("old@example.com");
+        let old = model::Actor::new()
+            .set_display_name("Old")
+            .set_email("old@example.com");
         assert_eq!(actor(Some(&old)).email.as_deref(), Some("old@example.com"));
         let both = model::Actor::new()
             .set_email("deprecated@example.com")
@@ -337,7 +343,8 @@ mod tests {
                 "classification": {"id": "100IK2AK"},
                 "subscriberEmailAddresses": ["ops@example.com"],
                 "testCase": true,
-                "priority": "P3"
+                // The crate sends enums as integers (`enum-encoding=int`): P3 is 4.
+                "priority": 4
             })
         );
     }
@@ -353,7 +360,12 @@ mod tests {
 
     #[test]
     fn comments_sort_oldest_first_and_dedup() {
-        let sorted = sort_comments(vec![gc("c/3", 30), gc("c/1", 10), gc("c/2", 20), gc("c/1", 10)]);
+        let sorted = sort_comments(vec![
+            gc("c/3", 30),
+            gc("c/1", 10),
+            gc("c/2", 20),
+            gc("c/1", 10),
+        ]);
         let names: Vec<_> = sorted.iter().map(|c| c.name.as_str()).collect();
         assert_eq!(names, ["c/1", "c/2", "c/3"]);
         let ties = sort_comments(vec![gc("c/b", 10), gc("c/a", 10)]);
@@ -372,6 +384,5 @@ mod tests {
         let out = dedup_cases(vec![old.clone(), other, new]);
         assert_eq!(out.len(), 2);
         assert_eq!(out[0].display_name, "newer");
-        let _ = ts("2026-01-01T00:00:00Z");
     }
 }
