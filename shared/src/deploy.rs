@@ -97,7 +97,10 @@ pub const FUNCTIONS: [FunctionSpec; 7] = [
 ];
 
 /// Read by every function.
-pub const COMMON_ENV: &[&str] = &["CASESYNC_FIRESTORE__PROJECT", "CASESYNC_FIRESTORE__DATABASE"];
+pub const COMMON_ENV: &[&str] = &[
+    "CASESYNC_FIRESTORE__PROJECT",
+    "CASESYNC_FIRESTORE__DATABASE",
+];
 /// Read by every function that talks to the Cloud Support API (the Google keys are also
 /// read by the CRM side: a mirrored case names its Google case).
 pub const GOOGLE_ENV: &[&str] = &[
@@ -113,6 +116,7 @@ pub const CRM_ENV: &[&str] = &[
     "CASESYNC_CRM__JIRA__EMAIL",
     "CASESYNC_CRM__JIRA__API_TOKEN",
     "CASESYNC_CRM__JIRA__PROJECT_KEY",
+    "CASESYNC_CRM__JIRA__ISSUE_TYPE",
     "CASESYNC_CRM__JIRA__SYNC_FLAG_FIELD",
     "CASESYNC_CRM__JIRA__GOOGLE_CASE_FIELD",
 ];
@@ -160,7 +164,10 @@ pub fn required_env(name: &str) -> Vec<&'static str> {
 }
 
 /// Checks that every variable `name` reads is set; the error names the first one missing.
-pub fn check_env(name: &str, env: &std::collections::HashMap<String, String>) -> Result<(), crate::config::ConfigError> {
+pub fn check_env(
+    name: &str,
+    env: &std::collections::HashMap<String, String>,
+) -> Result<(), crate::config::ConfigError> {
     for key in required_env(name) {
         if env.get(key).is_none_or(|v| v.trim().is_empty()) {
             return Err(crate::config::ConfigError {
@@ -181,7 +188,9 @@ mod tests {
         let cleanup = required_env("cleanup-case-mappings");
         assert!(!cleanup.contains(&"CASESYNC_CRM__JIRA__API_TOKEN"));
         assert!(!cleanup.contains(&"CASESYNC_GOOGLE__PARENT"));
-        assert!(required_env("sync-google-to-company").contains(&"CASESYNC_SHIM__DEAD_LETTER_TOPIC"));
+        assert!(
+            required_env("sync-google-to-company").contains(&"CASESYNC_SHIM__DEAD_LETTER_TOPIC")
+        );
         assert!(required_env("poll-company").contains(&"CASESYNC_CRM__JIRA__API_TOKEN"));
         assert!(!required_env("poll-google").contains(&"CASESYNC_CRM__JIRA__API_TOKEN"));
         assert!(required_env("replay-dead-letters").contains(&"CASESYNC_REPLAY__SUBSCRIPTIONS"));

@@ -716,14 +716,6 @@ impl MemoryCrm {
             .unwrap_or_else(|e| panic!("test double: {e}"));
     }
 
-    /// Moves a case's last-updated time, as only an emulator can (the contract suite's
-    /// coarse-timestamp search check).
-    pub fn set_updated_at(&self, id: &str, at: DateTime<Utc>) {
-        if let Some(c) = self.lock().cases.get_mut(id) {
-            c.case.updated_at = at;
-        }
-    }
-
     pub fn delete_case(&self, id: &str) {
         self.lock().cases.remove(id);
     }

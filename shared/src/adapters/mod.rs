@@ -1,8 +1,14 @@
 //! Implementations of the ports: the embedded SQLite store and queue used by the local
 //! runner (and by tests), and the real API clients.
 
+#[cfg(feature = "csapi")]
+pub mod csapi;
+#[cfg(feature = "firestore")]
+pub mod firestore_store;
 #[cfg(feature = "jira")]
 pub mod jira;
+#[cfg(feature = "pubsub")]
+pub mod pubsub;
 pub mod sqlite_queue;
 pub mod sqlite_store;
 
