@@ -20,10 +20,14 @@ struct JsonFields(Map<String, Value>);
 
 impl Visit for JsonFields {
     fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
-        self.0.insert(field.name().to_string(), Value::String(format!("{value:?}")));
+        self.0.insert(
+            field.name().to_string(),
+            Value::String(format!("{value:?}")),
+        );
     }
     fn record_str(&mut self, field: &Field, value: &str) {
-        self.0.insert(field.name().to_string(), Value::String(value.to_string()));
+        self.0
+            .insert(field.name().to_string(), Value::String(value.to_string()));
     }
     fn record_i64(&mut self, field: &Field, value: i64) {
         self.0.insert(field.name().to_string(), Value::from(value));
@@ -53,8 +57,13 @@ pub fn severity(level: &Level) -> &'static str {
 pub fn render(level: &Level, target: &str, mut fields: Map<String, Value>) -> String {
     let mut line = Map::new();
     line.insert("severity".into(), Value::String(severity(level).into()));
-    line.insert("time".into(), Value::String(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)));
-    let message = fields.remove("message").unwrap_or(Value::String(String::new()));
+    line.insert(
+        "time".into(),
+        Value::String(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)),
+    );
+    let message = fields
+        .remove("message")
+        .unwrap_or(Value::String(String::new()));
     line.insert("message".into(), message);
     if let Some(trace) = fields.remove(TRACE_FIELD) {
         line.insert("logging.googleapis.com/trace".into(), trace);
@@ -101,7 +110,11 @@ where
                 }
             }
         }
-        let line = render(event.metadata().level(), event.metadata().target(), fields.0);
+        let line = render(
+            event.metadata().level(),
+            event.metadata().target(),
+            fields.0,
+        );
         let mut out = std::io::stdout().lock();
         let _ = writeln!(out, "{line}");
     }
@@ -133,12 +146,18 @@ mod tests {
     fn lines_carry_severity_message_trace_and_fields() {
         let mut fields = Map::new();
         fields.insert("message".into(), Value::String("synced".into()));
-        fields.insert(TRACE_FIELD.into(), Value::String("projects/p/traces/abc".into()));
+        fields.insert(
+            TRACE_FIELD.into(),
+            Value::String("projects/p/traces/abc".into()),
+        );
         fields.insert("case_key".into(), Value::String("42".into()));
         let line: Value = serde_json::from_str(&render(&Level::WARN, "casesync", fields)).unwrap();
         assert_eq!(line["severity"], "WARNING");
         assert_eq!(line["message"], "synced");
-        assert_eq!(line["logging.googleapis.com/trace"], "projects/p/traces/abc");
+        assert_eq!(
+            line["logging.googleapis.com/trace"],
+            "projects/p/traces/abc"
+        );
         assert_eq!(line["case_key"], "42");
         assert!(line.get("trace").is_none());
     }

@@ -327,7 +327,9 @@ impl MappingStore for SqliteStore {
         let column = pending_column(side);
         self.with_tx("mark a sync pending", |tx| {
             tx.execute(
-                &format!("UPDATE mappings SET {column} = COALESCE({column}, ?2) WHERE id = ?1"),
+                &format!(
+                    "UPDATE mappings SET {column} = MIN(COALESCE({column}, ?2), ?2) WHERE id = ?1"
+                ),
                 params![id, to_millis(at)],
             )
             .map_err(db_err("mark a sync pending"))?;

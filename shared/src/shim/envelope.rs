@@ -50,7 +50,8 @@ struct WireMessage {
 
 /// Decodes an envelope; the error says what is wrong with it.
 pub fn decode_push(body: &[u8]) -> Result<PushMessage, String> {
-    let envelope: Envelope = serde_json::from_slice(body).map_err(|e| format!("push body is not a Pub/Sub push envelope: {e}"))?;
+    let envelope: Envelope = serde_json::from_slice(body)
+        .map_err(|e| format!("push body is not a Pub/Sub push envelope: {e}"))?;
     let message = envelope.message.ok_or("push envelope has no `message`")?;
     let data = base64::engine::general_purpose::STANDARD
         .decode(message.data.as_bytes())

@@ -42,12 +42,18 @@ pub struct HandlerError {
 
 pub type HandlerOutcome = Result<serde_json::Value, HandlerError>;
 
-type BoxedHandler = Arc<dyn Fn(Invocation) -> Pin<Box<dyn Future<Output = HandlerOutcome> + Send>> + Send + Sync>;
+type BoxedHandler =
+    Arc<dyn Fn(Invocation) -> Pin<Box<dyn Future<Output = HandlerOutcome> + Send>> + Send + Sync>;
 
 /// Where the shim puts a message it gives up on.
 #[async_trait]
 pub trait DeadLetterSink: Send + Sync {
-    async fn dead_letter(&self, message: &PushMessage, class: ErrorClass, reason: &str) -> PortResult<()>;
+    async fn dead_letter(
+        &self,
+        message: &PushMessage,
+        class: ErrorClass,
+        reason: &str,
+    ) -> PortResult<()>;
 }
 
 /// How the shim is set up, from the environment of a Cloud Run service.
@@ -67,7 +73,10 @@ impl ShimConfig {
     /// off — local use only); `CASESYNC_SHIM__AUDIENCE` and `CASESYNC_SHIM__INVOKER` (the
     /// one service account allowed to call); `CASESYNC_SHIM__JWKS_URL` (tests);
     /// `CASESYNC_SHIM__PROJECT` or `GOOGLE_CLOUD_PROJECT`.
-    pub fn from_env(function: &str, env: &std::collections::HashMap<String, String>) -> Result<ShimConfig, crate::config::ConfigError> {
+    pub fn from_env(
+        function: &str,
+        env: &std::collections::HashMap<String, String>,
+    ) -> Result<ShimConfig, crate::config::ConfigError> {
         let get = |k: &str| env.get(k).filter(|v| !v.trim().is_empty()).cloned();
         let err = |key: &str, problem: &str| crate::config::ConfigError {
             key: key.to_string(),
@@ -80,12 +89,27 @@ impl ShimConfig {
         let verify = match get("CASESYNC_SHIM__VERIFY_TOKENS").as_deref() {
             None | Some("true") => true,
             Some("false") => false,
-            Some(_) => return Err(err("CASESYNC_SHIM__VERIFY_TOKENS", "must be `true` or `false`")),
+            Some(_) => {
+                return Err(err(
+                    "CASESYNC_SHIM__VERIFY_TOKENS",
+                    "must be `true` or `false`",
+                ));
+            }
         };
         let token_check = if verify {
             Some(TokenCheck {
-                audience: get("CASESYNC_SHIM__AUDIENCE").ok_or_else(|| err("CASESYNC_SHIM__AUDIENCE", "is required while token verification is on"))?,
-                invoker_email: get("CASESYNC_SHIM__INVOKER").ok_or_else(|| err("CASESYNC_SHIM__INVOKER", "is required while token verification is on"))?,
+                audience: get("CASESYNC_SHIM__AUDIENCE").ok_or_else(|| {
+                    err(
+                        "CASESYNC_SHIM__AUDIENCE",
+                        "is required while token verification is on",
+                    )
+                })?,
+                invoker_email: get("CASESYNC_SHIM__INVOKER").ok_or_else(|| {
+                    err(
+                        "CASESYNC_SHIM__INVOKER",
+                        "is required while token verification is on",
+                    )
+                })?,
                 jwks_url: get("CASESYNC_SHIM__JWKS_URL"),
             })
         } else {
@@ -108,7 +132,11 @@ struct ShimState {
 }
 
 /// Builds the shim's router around `handler`.
-pub fn router<F, Fut>(config: ShimConfig, dead_letters: Option<Arc<dyn DeadLetterSink>>, handler: F) -> Router
+pub fn router<F, Fut>(
+    config: ShimConfig,
+    dead_letters: Option<Arc<dyn DeadLetterSink>>,
+    handler: F,
+) -> Router
 where
     F: Fn(Invocation) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = HandlerOutcome> + Send + 'static,
@@ -129,7 +157,11 @@ where
 }
 
 /// Serves `handler` on `$PORT` until SIGTERM or Ctrl-C, then drains in-flight requests.
-pub async fn run<F, Fut>(config: ShimConfig, dead_letters: Option<Arc<dyn DeadLetterSink>>, handler: F) -> std::io::Result<()>
+pub async fn run<F, Fut>(
+    config: ShimConfig,
+    dead_letters: Option<Arc<dyn DeadLetterSink>>,
+    handler: F,
+) -> std::io::Result<()>
 where
     F: Fn(Invocation) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = HandlerOutcome> + Send + 'static,
@@ -137,7 +169,9 @@ where
     let listener = tokio::net::TcpListener::bind(("0.0.0.0", config.port)).await?;
     info!(function = %config.function, port = config.port, token_verification = config.token_check.is_some(), "listening");
     let app = router(config, dead_letters, handler);
-    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await
 }
 
 async fn shutdown_signal() {
@@ -237,17 +271,30 @@ fn looks_like_push(body: &[u8]) -> bool {
     text.contains("\"message\"") || text.contains("\"subscription\"")
 }
 
-async fn dead_letter(state: &ShimState, message: &PushMessage, class: ErrorClass, reason: &str) -> Response {
+async fn dead_letter(
+    state: &ShimState,
+    message: &PushMessage,
+    class: ErrorClass,
+    reason: &str,
+) -> Response {
     let Some(sink) = &state.dead_letters else {
         // No dead-letter topic configured: never ack what was not kept.
         error!(error = %reason, "no dead-letter topic configured: answering 500 so the message is not lost");
         return (StatusCode::INTERNAL_SERVER_ERROR, reason.to_string()).into_response();
     };
     match sink.dead_letter(message, class, reason).await {
-        Ok(()) => (StatusCode::OK, axum::Json(serde_json::json!({"deadLettered": true, "reason": reason}))).into_response(),
+        Ok(()) => (
+            StatusCode::OK,
+            axum::Json(serde_json::json!({"deadLettered": true, "reason": reason})),
+        )
+            .into_response(),
         Err(e) => {
             error!(error = %e, "could not publish to the dead-letter topic: answering 500 so the message is not lost");
-            (StatusCode::INTERNAL_SERVER_ERROR, "dead-letter publish failed").into_response()
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "dead-letter publish failed",
+            )
+                .into_response()
         }
     }
 }

@@ -28,7 +28,9 @@ impl TokenVerifier {
         if let Some(url) = check.jwks_url {
             builder = builder.with_jwks_url(url);
         }
-        TokenVerifier { verifier: builder.build() }
+        TokenVerifier {
+            verifier: builder.build(),
+        }
     }
 
     pub async fn verify(&self, token: &str) -> Result<(), TokenError> {
