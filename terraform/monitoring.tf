@@ -49,7 +49,7 @@ resource "google_monitoring_alert_policy" "dead_letters" {
     subject   = "casesync: dead letters waiting"
     content   = <<-EOT
       Sync messages are waiting in a casesync dead-letter subscription
-      (`google-case-updates-dead-letter-replay` or `company-case-updates-dead-letter-replay`).
+      (`casesync-google-case-updates-dead-letter-replay` or `casesync-company-case-updates-dead-letter-replay`).
       Each carries its reason in the `casesync_error` attribute, or Pub/Sub's
       `CloudPubSubDeadLetterSource*` attributes after 100 failed deliveries.
       Read the reasons in the functions' logs, fix the cause, then replay:

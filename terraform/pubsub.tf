@@ -9,14 +9,14 @@
 
 resource "google_pubsub_topic" "google_case_updates" {
   project = var.project_id
-  name    = "google-case-updates"
+  name    = "casesync-google-case-updates"
 
   depends_on = [google_project_service.apis]
 }
 
 resource "google_pubsub_topic" "company_case_updates" {
   project = var.project_id
-  name    = "company-case-updates"
+  name    = "casesync-company-case-updates"
 
   depends_on = [google_project_service.apis]
 }
@@ -25,7 +25,7 @@ resource "google_pubsub_topic" "company_case_updates" {
 # so a replay subscription created later can still seek back to them.
 resource "google_pubsub_topic" "google_case_updates_dead_letter" {
   project                    = var.project_id
-  name                       = "google-case-updates-dead-letter"
+  name                       = "casesync-google-case-updates-dead-letter"
   message_retention_duration = "2678400s"
 
   depends_on = [google_project_service.apis]
@@ -33,7 +33,7 @@ resource "google_pubsub_topic" "google_case_updates_dead_letter" {
 
 resource "google_pubsub_topic" "company_case_updates_dead_letter" {
   project                    = var.project_id
-  name                       = "company-case-updates-dead-letter"
+  name                       = "casesync-company-case-updates-dead-letter"
   message_retention_duration = "2678400s"
 
   depends_on = [google_project_service.apis]
@@ -129,7 +129,7 @@ resource "google_pubsub_subscription" "sync_company_to_google" {
 # while either is not empty. The replay job acks a message only after republishing it.
 resource "google_pubsub_subscription" "google_case_updates_dead_letter" {
   project = var.project_id
-  name    = "google-case-updates-dead-letter-replay"
+  name    = "casesync-google-case-updates-dead-letter-replay"
   topic   = google_pubsub_topic.google_case_updates_dead_letter.id
 
   ack_deadline_seconds       = 60
@@ -142,7 +142,7 @@ resource "google_pubsub_subscription" "google_case_updates_dead_letter" {
 
 resource "google_pubsub_subscription" "company_case_updates_dead_letter" {
   project = var.project_id
-  name    = "company-case-updates-dead-letter-replay"
+  name    = "casesync-company-case-updates-dead-letter-replay"
   topic   = google_pubsub_topic.company_case_updates_dead_letter.id
 
   ack_deadline_seconds       = 60

@@ -249,7 +249,7 @@ resource "google_cloud_run_v2_service_iam_member" "poll_company_invoker" {
   member   = google_service_account.invoker["poll-company"].member
 }
 
-# sync-google-to-company: Pub/Sub push from google-case-updates: mirrors one Google case
+# sync-google-to-company: Pub/Sub push from casesync-google-case-updates: mirrors one Google case
 # into the CRM.
 resource "google_cloud_run_v2_service" "sync_google_to_company" {
   project             = var.project_id
@@ -392,7 +392,7 @@ resource "google_cloud_run_v2_service_iam_member" "sync_google_to_company_invoke
   member   = google_service_account.invoker["sync-google-to-company"].member
 }
 
-# sync-company-to-google: Pub/Sub push from company-case-updates: mirrors one CRM case
+# sync-company-to-google: Pub/Sub push from casesync-company-case-updates: mirrors one CRM case
 # into Google Cloud Support.
 resource "google_cloud_run_v2_service" "sync_company_to_google" {
   project             = var.project_id

@@ -60,9 +60,11 @@ pub const SCHEDULER_JOBS: [SchedulerRetry; 4] = [
     CLEANUP_JOB,
 ];
 
-/// Topic names; the topic gives a sync message its direction (§11.3).
-pub const GOOGLE_UPDATES_TOPIC: &str = "google-case-updates";
-pub const COMPANY_UPDATES_TOPIC: &str = "company-case-updates";
+/// Topic names; the topic gives a sync message its direction (§11.3). DESIGN §2 calls them
+/// `google-case-updates` and `company-case-updates`, but Pub/Sub refuses topic names that
+/// start with `goog`, so both carry the `casesync-` prefix.
+pub const GOOGLE_UPDATES_TOPIC: &str = "casesync-google-case-updates";
+pub const COMPANY_UPDATES_TOPIC: &str = "casesync-company-case-updates";
 
 /// Retry and dead-letter settings of the sync queues: a Pub/Sub push subscription in
 /// production, the embedded SQLite queue locally.

@@ -150,7 +150,7 @@ mod tests {
             settings: Arc::new(SyncSettings::with_defaults("projects/demo", "x@y")),
         };
         queue
-            .publish_raw("google-case-updates", "?", r#"{"v":2,"key":"1"}"#)
+            .publish_raw("casesync-google-case-updates", "?", r#"{"v":2,"key":"1"}"#)
             .unwrap();
         let d = queue.receive().unwrap().unwrap();
         assert!(matches!(

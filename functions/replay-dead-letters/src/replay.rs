@@ -164,10 +164,10 @@ mod tests {
         );
         assert_eq!(
             source_topic(&a, Some("fallback")),
-            Some("company-case-updates".into())
+            Some("casesync-company-case-updates".into())
         );
-        a.insert(SOURCE_TOPIC_ATTRIBUTE.into(), "google-case-updates".into());
-        assert_eq!(source_topic(&a, None), Some("google-case-updates".into()));
+        a.insert(SOURCE_TOPIC_ATTRIBUTE.into(), "casesync-google-case-updates".into());
+        assert_eq!(source_topic(&a, None), Some("casesync-google-case-updates".into()));
     }
 
     #[test]

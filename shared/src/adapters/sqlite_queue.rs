@@ -344,7 +344,7 @@ mod tests {
     #[tokio::test]
     async fn a_permanent_failure_is_dead_lettered_at_once_and_replay_brings_it_back() {
         let (_dir, _clock, q) = setup();
-        q.publish_raw("company-case-updates", "7", "garbage")
+        q.publish_raw("casesync-company-case-updates", "7", "garbage")
             .unwrap();
         let d = q.receive().unwrap().unwrap();
         assert!(d.decode().is_err());

@@ -199,11 +199,11 @@ mod tests {
     #[test]
     fn topics_give_the_direction() {
         assert_eq!(
-            Direction::from_topic("projects/p/topics/google-case-updates"),
+            Direction::from_topic("projects/p/topics/casesync-google-case-updates"),
             Some(Direction::GoogleToCompany)
         );
         assert_eq!(
-            Direction::from_topic("company-case-updates"),
+            Direction::from_topic("casesync-company-case-updates"),
             Some(Direction::CompanyToGoogle)
         );
         assert_eq!(Direction::from_topic("other"), None);
