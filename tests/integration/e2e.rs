@@ -30,13 +30,8 @@ fn dead_letter_subscription(topic: &str) -> String {
     format!("{topic}-dead-letter-replay")
 }
 
-/// Where cargo put the workspace's binaries: beside this test's `deps/` directory.
 fn binary(name: &str) -> anyhow::Result<PathBuf> {
-    let exe = std::env::current_exe()?;
-    let dir = exe.parent().and_then(|d| d.parent()).context("test binary location")?;
-    let path = dir.join(name);
-    ensure!(path.exists(), "{} is not built: run `cargo build --workspace --bins` first (make test does)", path.display());
-    Ok(path)
+    casesync_tests::workspace_binary(name)
 }
 
 fn free_port() -> u16 {
@@ -65,7 +60,11 @@ struct Stack {
 
 impl Stack {
     async fn start() -> anyhow::Result<Stack> {
-        let (firestore, pubsub, world) = tokio::try_join!(FirestoreEmulator::start(), PubSubEmulator::start(), World::start())?;
+        let (firestore, pubsub, world) = tokio::try_join!(
+            FirestoreEmulator::start(),
+            PubSubEmulator::start(),
+            World::start()
+        )?;
         let config = PubSubConfig::new(PROJECT).with_emulator_host(&pubsub.host_port());
         let admin = PubSubRest::new(&config)?;
         let queue = PubSubQueue::connect(&config).await?;
@@ -75,13 +74,28 @@ impl Stack {
             let port = free_port();
             let log = logs.path().join(format!("{}.log", spec.name));
             let child = Self::spawn(&world, &firestore, &pubsub, spec.name, port, &log)?;
-            functions.insert(spec.name, Function { port, _child: child, log });
+            functions.insert(
+                spec.name,
+                Function {
+                    port,
+                    _child: child,
+                    log,
+                },
+            );
         }
-        for topic in [Direction::GoogleToCompany.topic(), Direction::CompanyToGoogle.topic()] {
+        for topic in [
+            Direction::GoogleToCompany.topic(),
+            Direction::CompanyToGoogle.topic(),
+        ] {
             admin.create_topic(topic).await?;
             admin.create_topic(&dead_letter_topic(topic)).await?;
             admin
-                .create_pull_subscription(&dead_letter_subscription(topic), &dead_letter_topic(topic), Duration::from_secs(10), FAST_QUEUE.dead_letter_subscription_retention)
+                .create_pull_subscription(
+                    &dead_letter_subscription(topic),
+                    &dead_letter_topic(topic),
+                    Duration::from_secs(10),
+                    FAST_QUEUE.dead_letter_subscription_retention,
+                )
                 .await?;
         }
         let stack = Stack {
@@ -100,14 +114,27 @@ impl Stack {
         for spec in FUNCTIONS {
             if let Trigger::Push { topic } = spec.trigger {
                 let endpoint = format!("http://127.0.0.1:{}/", stack.functions[spec.name].port);
-                let sub = PushSubscription::from_policy(spec.name, topic, &endpoint, Some(&dead_letter_topic(topic)), &FAST_QUEUE);
+                let sub = PushSubscription::from_policy(
+                    spec.name,
+                    topic,
+                    &endpoint,
+                    Some(&dead_letter_topic(topic)),
+                    &FAST_QUEUE,
+                );
                 stack.admin.create_push_subscription(&sub).await?;
             }
         }
         Ok(stack)
     }
 
-    fn spawn(world: &World, firestore: &FirestoreEmulator, pubsub: &PubSubEmulator, name: &str, port: u16, log: &std::path::Path) -> anyhow::Result<Child> {
+    fn spawn(
+        world: &World,
+        firestore: &FirestoreEmulator,
+        pubsub: &PubSubEmulator,
+        name: &str,
+        port: u16,
+        log: &std::path::Path,
+    ) -> anyhow::Result<Child> {
         let jira = world.jira_config();
         let connector = &world.jira_config.users[0];
         let mut env: HashMap<&str, String> = HashMap::from([
@@ -115,17 +142,35 @@ impl Stack {
             ("RUST_LOG", "info".into()),
             ("CASESYNC_SHIM__VERIFY_TOKENS", "false".into()),
             // Read at start-up even with verification off, as on Cloud Run.
-            ("CASESYNC_SHIM__AUDIENCE", format!("http://127.0.0.1:{port}")),
-            ("CASESYNC_SHIM__INVOKER", format!("{name}-invoker@{PROJECT}.iam.gserviceaccount.com")),
+            (
+                "CASESYNC_SHIM__AUDIENCE",
+                format!("http://127.0.0.1:{port}"),
+            ),
+            (
+                "CASESYNC_SHIM__INVOKER",
+                format!("{name}-invoker@{PROJECT}.iam.gserviceaccount.com"),
+            ),
             ("CASESYNC_FIRESTORE__PROJECT", PROJECT.into()),
             ("CASESYNC_FIRESTORE__DATABASE", DATABASE.into()),
             ("CASESYNC_FIRESTORE__EMULATOR_HOST", firestore.host_port()),
             ("CASESYNC_PUBSUB__PROJECT", PROJECT.into()),
             ("CASESYNC_PUBSUB__EMULATOR_HOST", pubsub.host_port()),
-            ("CASESYNC_GOOGLE__PARENT", world.google_config.organization.clone()),
-            ("CASESYNC_GOOGLE__CREATE_PARENT", "projects/demo-project".into()),
-            ("CASESYNC_GOOGLE__CLASSIFICATION_ID", csapi_emulator::model::default_classification_id().into()),
-            ("CASESYNC_GOOGLE__OWN_IDENTITIES", format!("[\"{}\"]", world.own_identity())),
+            (
+                "CASESYNC_GOOGLE__PARENT",
+                world.google_config.organization.clone(),
+            ),
+            (
+                "CASESYNC_GOOGLE__CREATE_PARENT",
+                "projects/demo-project".into(),
+            ),
+            (
+                "CASESYNC_GOOGLE__CLASSIFICATION_ID",
+                csapi_emulator::model::default_classification_id().into(),
+            ),
+            (
+                "CASESYNC_GOOGLE__OWN_IDENTITIES",
+                format!("[\"{}\"]", world.own_identity()),
+            ),
             ("CASESYNC_GOOGLE__ENDPOINT", world.google.base_url.clone()),
             ("CASESYNC_GOOGLE__ANONYMOUS", "true".into()),
             ("CASESYNC_CRM__KIND", "jira".into()),
@@ -134,8 +179,14 @@ impl Stack {
             ("CASESYNC_CRM__JIRA__API_TOKEN", connector.api_token.clone()),
             ("CASESYNC_CRM__JIRA__PROJECT_KEY", jira.project_key.clone()),
             ("CASESYNC_CRM__JIRA__ISSUE_TYPE", jira.issue_type.clone()),
-            ("CASESYNC_CRM__JIRA__SYNC_FLAG_FIELD", jira.sync_flag_field.clone()),
-            ("CASESYNC_CRM__JIRA__GOOGLE_CASE_FIELD", jira.google_case_field.clone()),
+            (
+                "CASESYNC_CRM__JIRA__SYNC_FLAG_FIELD",
+                jira.sync_flag_field.clone(),
+            ),
+            (
+                "CASESYNC_CRM__JIRA__GOOGLE_CASE_FIELD",
+                jira.google_case_field.clone(),
+            ),
             ("CASESYNC_SYNC__LEASE", "30s".into()),
         ]);
         if let Some(spec) = shared::deploy::spec(name)
@@ -160,7 +211,11 @@ impl Stack {
     async fn wait_healthy(&self, name: &str, port: u16) -> anyhow::Result<()> {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            if let Ok(r) = self.http.get(format!("http://127.0.0.1:{port}/health")).send().await
+            if let Ok(r) = self
+                .http
+                .get(format!("http://127.0.0.1:{port}/health"))
+                .send()
+                .await
                 && r.status().is_success()
             {
                 return Ok(());
@@ -176,19 +231,36 @@ impl Stack {
         self.functions
             .get(name)
             .and_then(|f| std::fs::read_to_string(&f.log).ok())
-            .map(|s| s.lines().rev().take(40).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n"))
+            .map(|s| {
+                s.lines()
+                    .rev()
+                    .take(40)
+                    .collect::<Vec<_>>()
+                    .into_iter()
+                    .rev()
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            })
             .unwrap_or_default()
     }
 
     /// What Cloud Scheduler does: an (empty) POST to the function.
     async fn tick(&self, name: &str) -> anyhow::Result<u16> {
         let port = self.functions.get(name).context("no such function")?.port;
-        let r = self.http.post(format!("http://127.0.0.1:{port}/")).body("").send().await?;
+        let r = self
+            .http
+            .post(format!("http://127.0.0.1:{port}/"))
+            .body("")
+            .send()
+            .await?;
         Ok(r.status().as_u16())
     }
 
     fn activity(&self) -> (BTreeMap<String, u64>, BTreeMap<String, u64>) {
-        (self.world.google.emulator.counters(), self.world.jira.emulator.counters())
+        (
+            self.world.google.emulator.counters(),
+            self.world.jira.emulator.counters(),
+        )
     }
 
     /// Ticks both polls, then waits until the push deliveries they caused have run: both
@@ -196,7 +268,11 @@ impl Stack {
     async fn settle(&self) -> anyhow::Result<()> {
         for poll in ["poll-google", "poll-company"] {
             let status = self.tick(poll).await?;
-            ensure!(status == 200, "{poll} answered {status}:\n{}", self.log_of(poll));
+            ensure!(
+                status == 200,
+                "{poll} answered {status}:\n{}",
+                self.log_of(poll)
+            );
         }
         let deadline = Instant::now() + Duration::from_secs(90);
         let mut last = self.activity();
@@ -213,8 +289,14 @@ impl Stack {
         Ok(())
     }
 
-    async fn dead_letters(&self, topic: &str) -> anyhow::Result<Vec<shared::adapters::pubsub::PulledMessage>> {
-        Ok(self.admin.pull(&dead_letter_subscription(topic), 50).await?)
+    async fn dead_letters(
+        &self,
+        topic: &str,
+    ) -> anyhow::Result<Vec<shared::adapters::pubsub::PulledMessage>> {
+        Ok(self
+            .admin
+            .pull(&dead_letter_subscription(topic), 50)
+            .await?)
     }
 }
 
@@ -237,24 +319,64 @@ async fn the_serverless_stack_syncs_both_ways_dead_letters_and_replays() {
     // A sync that fails permanently is dead-lettered with its reason...
     let jira = &stack.world.jira.emulator;
     jira.inject_failures("createIssue", 400, 1);
-    let case = stack.world.google.emulator.create_case_as_customer(csapi_emulator::NewCustomerCase {
-        parent: "projects/demo-project".into(),
-        display_name: "Dead letter me".into(),
-        description: "first try fails".into(),
-        priority: "P3".into(),
-        ..csapi_emulator::NewCustomerCase::default()
-    });
-    let number = case["name"].as_str().and_then(|n| n.rsplit('/').next()).unwrap_or_default().to_string();
+    let case =
+        stack
+            .world
+            .google
+            .emulator
+            .create_case_as_customer(csapi_emulator::NewCustomerCase {
+                parent: "projects/demo-project".into(),
+                display_name: "Dead letter me".into(),
+                description: "first try fails".into(),
+                priority: "P3".into(),
+                ..csapi_emulator::NewCustomerCase::default()
+            });
+    let number = case["name"]
+        .as_str()
+        .and_then(|n| n.rsplit('/').next())
+        .unwrap_or_default()
+        .to_string();
     stack.settle().await.unwrap();
     let topic = Direction::GoogleToCompany.topic();
     let dead = stack.dead_letters(topic).await.unwrap();
-    let ours: Vec<_> = dead.iter().filter(|m| m.attributes.get("case_key") == Some(&number)).collect();
+    let ours: Vec<_> = dead
+        .iter()
+        .filter(|m| m.attributes.get("case_key") == Some(&number))
+        .collect();
     assert_eq!(ours.len(), 1, "one dead letter for case {number}: {dead:?}");
-    assert_eq!(ours[0].attributes.get("casesync_error_class").map(String::as_str), Some("permanent"));
-    assert!(ours[0].attributes.get("casesync_error").is_some_and(|e| e.contains("400")), "{:?}", ours[0].attributes);
-    assert_eq!(ours[0].attributes.get("casesync_source_topic").map(String::as_str), Some(topic));
+    assert_eq!(
+        ours[0]
+            .attributes
+            .get("casesync_error_class")
+            .map(String::as_str),
+        Some("permanent")
+    );
+    assert!(
+        ours[0]
+            .attributes
+            .get("casesync_error")
+            .is_some_and(|e| e.contains("400")),
+        "{:?}",
+        ours[0].attributes
+    );
+    assert_eq!(
+        ours[0]
+            .attributes
+            .get("casesync_source_topic")
+            .map(String::as_str),
+        Some(topic)
+    );
     let label = format!("gcp-case-{number}");
-    let issues_for = || jira.issues().into_iter().filter(|i| i["labels"].as_array().is_some_and(|l| l.iter().any(|x| x == label.as_str()))).count();
+    let issues_for = || {
+        jira.issues()
+            .into_iter()
+            .filter(|i| {
+                i["labels"]
+                    .as_array()
+                    .is_some_and(|l| l.iter().any(|x| x == label.as_str()))
+            })
+            .count()
+    };
     assert_eq!(issues_for(), 0);
     // The pull left it unacked; let its ack deadline pass so replay sees it.
     tokio::time::sleep(Duration::from_secs(11)).await;
@@ -263,39 +385,88 @@ async fn the_serverless_stack_syncs_both_ways_dead_letters_and_replays() {
     let out = Command::new(binary("replay-dead-letters").unwrap())
         .env("CASESYNC_PUBSUB__PROJECT", PROJECT)
         .env("CASESYNC_PUBSUB__EMULATOR_HOST", stack.pubsub.host_port())
-        .args(["--subscriptions", &dead_letter_subscription(topic), "--case", &number])
+        .args([
+            "--subscriptions",
+            &dead_letter_subscription(topic),
+            "--case",
+            &number,
+        ])
         .output()
         .await
         .unwrap();
-    assert!(out.status.success(), "replay failed: {}", String::from_utf8_lossy(&out.stderr));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("replayed 1 message"), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        out.status.success(),
+        "replay failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("replayed 1 message"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     stack.settle().await.unwrap();
     stack.settle().await.unwrap();
     assert_eq!(issues_for(), 1, "synced once after replay");
-    assert!(stack.dead_letters(topic).await.unwrap().iter().all(|m| m.attributes.get("case_key") != Some(&number)), "acked after republishing");
+    assert!(
+        stack
+            .dead_letters(topic)
+            .await
+            .unwrap()
+            .iter()
+            .all(|m| m.attributes.get("case_key") != Some(&number)),
+        "acked after republishing"
+    );
 
     // A malformed message is dead-lettered with a reason naming the problem, not acked silently.
-    stack.queue.publish_raw(topic, b"{not json".to_vec(), HashMap::from([("case_key".to_string(), "garbage".to_string())])).await.unwrap();
+    stack
+        .queue
+        .publish_raw(
+            topic,
+            b"{not json".to_vec(),
+            HashMap::from([("case_key".to_string(), "garbage".to_string())]),
+        )
+        .await
+        .unwrap();
     let mut found = None;
     for _ in 0..40 {
         tokio::time::sleep(Duration::from_millis(500)).await;
-        if let Some(m) = stack.dead_letters(topic).await.unwrap().into_iter().find(|m| m.attributes.get("case_key").map(String::as_str) == Some("garbage")) {
+        if let Some(m) = stack
+            .dead_letters(topic)
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|m| m.attributes.get("case_key").map(String::as_str) == Some("garbage"))
+        {
             found = Some(m);
             break;
         }
     }
     let m = found.expect("the malformed message reached the dead-letter topic");
-    assert!(m.attributes.get("casesync_error").is_some_and(|e| e.contains("sync message is not")), "{:?}", m.attributes);
+    assert!(
+        m.attributes
+            .get("casesync_error")
+            .is_some_and(|e| e.contains("sync message is not")),
+        "{:?}",
+        m.attributes
+    );
 
     // Two concurrent deliveries of one case produce no duplicate on the Firestore store.
-    let issue = jira.create_issue_as(AGENT, NewIssue {
-        summary: "Raced".into(),
-        sync_flag: true,
-        ..NewIssue::default()
-    });
+    let issue = jira.create_issue_as(
+        AGENT,
+        NewIssue {
+            summary: "Raced".into(),
+            sync_flag: true,
+            ..NewIssue::default()
+        },
+    );
     let id = issue["id"].as_str().unwrap().to_string();
     stack.settle().await.unwrap();
-    jira.add_comment_as(issue["key"].as_str().unwrap(), AGENT, "only once, please", false);
+    jira.add_comment_as(
+        issue["key"].as_str().unwrap(),
+        AGENT,
+        "only once, please",
+        false,
+    );
     let (a, b) = tokio::join!(
         stack.queue.publish(Direction::CompanyToGoogle, &id),
         stack.queue.publish(Direction::CompanyToGoogle, &id)
@@ -304,8 +475,28 @@ async fn the_serverless_stack_syncs_both_ways_dead_letters_and_replays() {
     b.unwrap();
     stack.settle().await.unwrap();
     let line = format!("casesync: jira case {id}");
-    let cases: Vec<_> = stack.world.google.emulator.cases().into_iter().filter(|c| c["description"].as_str().is_some_and(|d| d.ends_with(&line))).collect();
+    let cases: Vec<_> = stack
+        .world
+        .google
+        .emulator
+        .cases()
+        .into_iter()
+        .filter(|c| {
+            c["description"]
+                .as_str()
+                .is_some_and(|d| d.ends_with(&line))
+        })
+        .collect();
     assert_eq!(cases.len(), 1, "one Google counterpart");
-    let mirrored = cases[0]["comments"].as_array().unwrap().iter().filter(|c| c["body"].as_str().is_some_and(|b| b.starts_with("[Company Comment") && b.ends_with("only once, please"))).count();
+    let mirrored = cases[0]["comments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| {
+            c["body"].as_str().is_some_and(|b| {
+                b.starts_with("[Company Comment") && b.ends_with("only once, please")
+            })
+        })
+        .count();
     assert_eq!(mirrored, 1, "mirrored once despite concurrent deliveries");
 }

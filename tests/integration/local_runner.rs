@@ -1,0 +1,39 @@
+//! `make run` on a fresh checkout: the all-in-one runner, with no configuration, starts the
+//! sandbox and shows cases syncing in both directions within a minute.
+
+use std::time::Duration;
+
+#[tokio::test]
+async fn the_local_runner_shows_cases_syncing_on_the_sandbox() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = tokio::time::timeout(
+        Duration::from_secs(120),
+        tokio::process::Command::new(casesync_tests::workspace_binary("casesync-local").unwrap())
+            .args(["run", "--for-seconds", "30"])
+            .env_remove("CASESYNC_CONFIG")
+            .env(
+                "CASESYNC_RUNNER__DATABASE",
+                dir.path().join("sandbox.sqlite"),
+            )
+            .env("NO_COLOR", "1")
+            .output(),
+    )
+    .await
+    .expect("the runner stops when told")
+    .unwrap();
+    let log =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "runner failed:\n{log}");
+    for expected in [
+        "created the CRM counterpart",
+        "created the Google counterpart",
+        "sandbox: a Google engineer commented",
+        "mirrored a comment",
+        "stopped",
+    ] {
+        assert!(
+            log.contains(expected),
+            "`{expected}` missing from the running log:\n{log}"
+        );
+    }
+}
