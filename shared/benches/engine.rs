@@ -29,8 +29,14 @@ fn engine_with_idle_mappings(n: usize) -> (Engine, tempfile::TempDir, tokio::run
             m.google_updates_synced_at = Some(clock.now_for_bench());
             store.insert_new(&m).await.expect("insert");
         }
-        store.advance_poll(Side::Google, clock.now_for_bench()).await.expect("poll");
-        store.advance_poll(Side::Company, clock.now_for_bench()).await.expect("poll");
+        store
+            .advance_poll(Side::Google, clock.now_for_bench())
+            .await
+            .expect("poll");
+        store
+            .advance_poll(Side::Company, clock.now_for_bench())
+            .await
+            .expect("poll");
     });
     let engine = Engine {
         support: Arc::new(MemorySupportApi::new(Arc::new(clock.clone()), OWN)),

@@ -93,10 +93,12 @@ pub struct GoogleConfig {
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct CrmConfig {
-    /// Which CRM adapter: `jira`.
+    /// Which CRM adapter: `jira` or `rt` (Request Tracker).
     pub kind: String,
     /// The adapter's own keys, read by the adapter (see the README).
     pub jira: Option<toml::Value>,
+    /// The Request Tracker adapter's keys (`[crm.rt]`).
+    pub rt: Option<toml::Value>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
@@ -301,10 +303,10 @@ impl Config {
         // The adapter's own keys are checked when the adapter is built: a function that
         // only needs to know the CRM's kind gets no credentials for it.
         match crm.kind.as_str() {
-            "jira" => Ok(()),
+            "jira" | "rt" => Ok(()),
             other => Err(ConfigError::new(
                 "crm.kind",
-                format!("unknown CRM `{other}` (supported: jira)"),
+                format!("unknown CRM `{other}` (supported: jira, rt)"),
             )),
         }
     }

@@ -7,6 +7,7 @@ use crate::adapters::csapi::{CsapiClient, CsapiConfig};
 use crate::adapters::firestore_store::{FirestoreConfig, FirestoreStore};
 use crate::adapters::jira::{JiraConfig, JiraCrm};
 use crate::adapters::pubsub::{PubSubConfig, PubSubQueue, dead_letter_attributes};
+use crate::adapters::rt::{RtConfig, RtCrm};
 use crate::clock::SystemClock;
 use crate::config::{Config, ConfigError};
 use crate::deploy::{self, FunctionSpec};
@@ -116,11 +117,19 @@ impl Function {
 
         let crm: Arc<dyn Crm> = if needs.crm {
             let crm = self.config.require_crm()?;
-            let table = crm.jira.clone().ok_or_else(|| ConfigError {
-                key: "crm.jira".into(),
+            let (key, table) = match crm.kind.as_str() {
+                "rt" => ("crm.rt", crm.rt.clone()),
+                _ => ("crm.jira", crm.jira.clone()),
+            };
+            let table = table.ok_or_else(|| ConfigError {
+                key: key.into(),
                 problem: "missing".into(),
             })?;
-            Arc::new(JiraCrm::connect(JiraConfig::from_toml(table)?).await?)
+            if crm.kind == "rt" {
+                Arc::new(RtCrm::connect(RtConfig::from_toml(table)?).await?)
+            } else {
+                Arc::new(JiraCrm::connect(JiraConfig::from_toml(table)?).await?)
+            }
         } else {
             let kind = self
                 .config

@@ -126,7 +126,8 @@ pub trait MappingStore: Send + Sync {
     async fn save_synced(&self, mapping: &CaseMapping, holder: &str) -> PortResult<()>;
     /// Drops the lease if `holder` still holds it.
     async fn release_lease(&self, id: &str, holder: &str) -> PortResult<()>;
-    /// Records that a poll enqueued a sync of one side (keeps the earliest time).
+    /// Records that a poll enqueued a sync of one side. Keeps the latest time: a sync that
+    /// started after it covers every enqueue before it, and only such a sync may clear it.
     async fn mark_pending(&self, id: &str, side: Side, at: DateTime<Utc>) -> PortResult<()>;
     /// A sync that started at `started_at` succeeded: clear a pending mark set before it.
     async fn clear_pending(

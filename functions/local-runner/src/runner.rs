@@ -5,11 +5,12 @@
 use anyhow::{Context, bail};
 use shared::adapters::csapi::{CsapiClient, CsapiConfig};
 use shared::adapters::jira::{JiraConfig, JiraCrm};
+use shared::adapters::rt::{RtConfig, RtCrm};
 use shared::adapters::sqlite_queue::EmbeddedQueue;
 use shared::adapters::sqlite_store::SqliteStore;
 use shared::clock::{Clock, SystemClock};
 use shared::config::{Config, RunnerConfig};
-use shared::ports::SupportApi;
+use shared::ports::{Crm, SupportApi};
 use shared::retry_policy::QueuePolicy;
 use shared::tasks::{Engine, TaskError};
 use shared::worker::{DeliveryOutcome, process_delivery};
@@ -90,15 +91,28 @@ impl Setup {
             );
         }
         let crm = config.require_crm()?;
-        let jira = match crm.kind.as_str() {
+        let crm: Arc<dyn Crm> = match crm.kind.as_str() {
             "jira" => {
                 let table = crm
                     .jira
                     .clone()
                     .context("configuration key `crm.jira`: the [crm.jira] section is required when crm.kind is `jira`")?;
-                JiraCrm::connect(JiraConfig::from_toml(table)?)
-                    .await
-                    .context("connecting to Jira")?
+                Arc::new(
+                    JiraCrm::connect(JiraConfig::from_toml(table)?)
+                        .await
+                        .context("connecting to Jira")?,
+                )
+            }
+            "rt" => {
+                let table = crm
+                    .rt
+                    .clone()
+                    .context("configuration key `crm.rt`: the [crm.rt] section is required when crm.kind is `rt`")?;
+                Arc::new(
+                    RtCrm::connect(RtConfig::from_toml(table)?)
+                        .await
+                        .context("connecting to Request Tracker")?,
+                )
             }
             other => bail!("configuration key `crm.kind`: `{other}` is not supported"),
         };
@@ -107,7 +121,7 @@ impl Setup {
         let queue = open_queue(&runner, clock.clone())?;
         let engine = Engine {
             support: Arc::new(support),
-            crm: Arc::new(jira),
+            crm,
             store: open_store(&runner)?,
             queue: queue.clone(),
             clock,

@@ -99,7 +99,11 @@ pub async fn drain(
         if options.limit.is_some_and(|l| totals.replayed >= l) {
             break;
         }
-        let batch = puller.pull(subscription, 50).await?;
+        // Waits a little: an immediate pull may come back empty while messages wait, and an
+        // empty batch ends the drain.
+        let batch = puller
+            .pull_waiting(subscription, 50, std::time::Duration::from_secs(5))
+            .await?;
         if batch.is_empty() {
             break;
         }
@@ -166,8 +170,14 @@ mod tests {
             source_topic(&a, Some("fallback")),
             Some("casesync-company-case-updates".into())
         );
-        a.insert(SOURCE_TOPIC_ATTRIBUTE.into(), "casesync-google-case-updates".into());
-        assert_eq!(source_topic(&a, None), Some("casesync-google-case-updates".into()));
+        a.insert(
+            SOURCE_TOPIC_ATTRIBUTE.into(),
+            "casesync-google-case-updates".into(),
+        );
+        assert_eq!(
+            source_topic(&a, None),
+            Some("casesync-google-case-updates".into())
+        );
     }
 
     #[test]

@@ -9,6 +9,8 @@ pub mod firestore_store;
 pub mod jira;
 #[cfg(feature = "pubsub")]
 pub mod pubsub;
+#[cfg(feature = "rt")]
+pub mod rt;
 pub mod sqlite_queue;
 pub mod sqlite_store;
 

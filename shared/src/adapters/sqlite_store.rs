@@ -328,7 +328,7 @@ impl MappingStore for SqliteStore {
         self.with_tx("mark a sync pending", |tx| {
             tx.execute(
                 &format!(
-                    "UPDATE mappings SET {column} = MIN(COALESCE({column}, ?2), ?2) WHERE id = ?1"
+                    "UPDATE mappings SET {column} = MAX(COALESCE({column}, ?2), ?2) WHERE id = ?1"
                 ),
                 params![id, to_millis(at)],
             )

@@ -85,7 +85,8 @@ pub struct CaseMapping {
     pub company_update_time_synced: Option<DateTime<Utc>>,
     pub now_syncing_comment_posted: bool,
     pub reopen_notice_sent: bool,
-    /// Set by a poll when it enqueues a sync, cleared by that sync's success.
+    /// The latest time a poll enqueued a sync of that side, cleared by the success of a sync
+    /// that started after it: while set, that side has work pending.
     pub google_pending_since: Option<DateTime<Utc>>,
     pub company_pending_since: Option<DateTime<Utc>>,
 }

@@ -1,0 +1,441 @@
+//! HTTP toward one RT's REST2: token authentication, the request rate casesync allows
+//! itself, waiting out short `Retry-After`s, multipart uploads that stream, and turning
+//! every failure into a classified `PortError` (§11.10) whose message names the operation
+//! and the object's id, never a body or a file name (§9).
+
+use super::config::RtConfig;
+use super::wire::{self, undecodable};
+use crate::domain::AttachmentUpload;
+use crate::error::{ErrorClass, PortError, PortResult};
+use crate::retry_policy::MAX_IN_PROCESS_RETRY_AFTER;
+use chrono::{DateTime, Utc};
+use futures::StreamExt;
+use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderMap, LOCATION, RETRY_AFTER};
+use reqwest::{Method, RequestBuilder, Response};
+use serde_json::Value;
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// How many `Retry-After`s one call waits out before it hands the wait to the queue.
+const MAX_IN_PROCESS_WAITS: u32 = 3;
+/// Error bodies are read only this far.
+const MAX_ERROR_BODY: usize = 64 * 1024;
+
+/// What a request is about, for its errors: the operation and the object's id.
+#[derive(Debug, Clone, Copy)]
+pub struct Call<'a> {
+    pub op: &'static str,
+    pub what: &'a str,
+}
+
+/// A successful reply: its status, `Location` and body.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub location: Option<String>,
+    pub body: bytes::Bytes,
+}
+
+impl Reply {
+    pub fn json(&self, call: Call<'_>) -> PortResult<Value> {
+        serde_json::from_slice(&self.body).map_err(|e| {
+            undecodable(
+                call.op,
+                format!("{} (line {}, column {})", call.what, e.line(), e.column()),
+            )
+        })
+    }
+}
+
+/// Spaces requests at least `1 / requests_per_second` apart, across all callers.
+#[derive(Debug)]
+struct RateLimiter {
+    interval: Duration,
+    next: tokio::sync::Mutex<Instant>,
+}
+
+impl RateLimiter {
+    fn new(requests_per_second: f64) -> Self {
+        let interval = Duration::try_from_secs_f64(1.0 / requests_per_second)
+            .unwrap_or(Duration::from_secs(60))
+            .min(Duration::from_secs(60));
+        RateLimiter {
+            interval,
+            next: tokio::sync::Mutex::new(Instant::now()),
+        }
+    }
+
+    async fn wait(&self) {
+        let at = {
+            let mut next = self.next.lock().await;
+            let at = (*next).max(Instant::now());
+            *next = at + self.interval;
+            at
+        };
+        tokio::time::sleep_until(at).await;
+    }
+}
+
+#[derive(Debug)]
+pub struct RtClient {
+    http: reqwest::Client,
+    /// `{base_url}/REST/2.0`.
+    api: String,
+    token: super::config::Secret,
+    limiter: RateLimiter,
+    timeout: Duration,
+}
+
+impl RtClient {
+    pub fn new(config: &RtConfig) -> PortResult<Self> {
+        let timeout = Duration::from_secs(config.request_timeout_secs);
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(10).min(timeout))
+            .read_timeout(timeout)
+            // RT answers on its own host; a redirect elsewhere is a misconfigured URL.
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("casesync/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| PortError::Config(format!("crm.rt: cannot build an HTTP client: {e}")))?;
+        Ok(RtClient {
+            http,
+            api: format!("{}/REST/2.0", config.base()),
+            token: config.token.clone(),
+            limiter: RateLimiter::new(config.requests_per_second),
+            timeout,
+        })
+    }
+
+    fn request(&self, method: Method, path: &str) -> RequestBuilder {
+        self.http
+            .request(method, format!("{}{path}", self.api))
+            .header(AUTHORIZATION, format!("token {}", self.token.expose()))
+            .header(ACCEPT, "application/json")
+    }
+
+    /// Sends a request that can be built again, waiting out short `Retry-After`s. Only a
+    /// 429 (the request was refused) or an idempotent method is sent again: a 5xx reply to
+    /// a POST may come after the POST took effect.
+    async fn send(
+        &self,
+        call: Call<'_>,
+        idempotent: bool,
+        build: impl Fn() -> RequestBuilder,
+    ) -> PortResult<Response> {
+        let mut waits = 0;
+        loop {
+            self.limiter.wait().await;
+            let response = build().send().await.map_err(|e| transport(call, e))?;
+            let status = response.status().as_u16();
+            if response.status().is_success() {
+                return Ok(response);
+            }
+            let err = error_from(call, response).await;
+            let again = status == 429 || (idempotent && status >= 500);
+            match err.retry_after() {
+                Some(wait)
+                    if again
+                        && wait <= MAX_IN_PROCESS_RETRY_AFTER
+                        && waits < MAX_IN_PROCESS_WAITS =>
+                {
+                    waits += 1;
+                    tracing::info!(
+                        operation = call.op,
+                        status,
+                        wait_ms = wait.as_millis() as u64,
+                        "RT asked casesync to wait; retrying in process"
+                    );
+                    tokio::time::sleep(wait).await;
+                }
+                _ => return Err(err),
+            }
+        }
+    }
+
+    /// A call with an optional JSON body.
+    pub async fn call(
+        &self,
+        call: Call<'_>,
+        method: Method,
+        path: &str,
+        query: &[(&str, String)],
+        body: Option<&Value>,
+    ) -> PortResult<Reply> {
+        let idempotent = matches!(method, Method::GET | Method::PUT | Method::DELETE);
+        let response = self
+            .send(call, idempotent, || {
+                let mut b = self
+                    .request(method.clone(), path)
+                    .query(query)
+                    .timeout(self.timeout);
+                if let Some(body) = body {
+                    b = b.json(body);
+                }
+                b
+            })
+            .await?;
+        reply(call, response).await
+    }
+
+    /// A GET whose JSON reply is returned.
+    pub async fn get(
+        &self,
+        call: Call<'_>,
+        path: &str,
+        query: &[(&str, String)],
+    ) -> PortResult<Value> {
+        self.call(call, Method::GET, path, query, None)
+            .await?
+            .json(call)
+    }
+
+    /// Posts a comment or correspondence with one attachment, as multipart (`JSON` part
+    /// plus an `Attachments` file part), streaming the file. Sent once: the body cannot be
+    /// replayed, so even a short `Retry-After` goes back to the caller as retryable.
+    pub async fn post_with_attachment(
+        &self,
+        call: Call<'_>,
+        path: &str,
+        json: &Value,
+        upload: AttachmentUpload,
+    ) -> PortResult<Reply> {
+        let mime = if plausible_mime(&upload.mime_type) {
+            upload.mime_type.as_str()
+        } else {
+            "application/octet-stream"
+        };
+        let file = reqwest::multipart::Part::stream_with_length(
+            reqwest::Body::wrap_stream(upload.body),
+            upload.size_bytes,
+        )
+        .file_name(upload.filename.clone())
+        .mime_str(mime)
+        .map_err(|_| {
+            PortError::Invalid(format!(
+                "{}: the attachment's MIME type is not valid",
+                call.op
+            ))
+        })?;
+        let form = reqwest::multipart::Form::new()
+            .text("JSON", json.to_string())
+            .part("Attachments", file);
+        self.limiter.wait().await;
+        let response = self
+            .request(Method::POST, path)
+            .multipart(form)
+            .send()
+            .await
+            .map_err(|e| transport(call, e))?;
+        if !response.status().is_success() {
+            return Err(error_from(call, response).await);
+        }
+        reply(call, response).await
+    }
+}
+
+async fn reply(call: Call<'_>, response: Response) -> PortResult<Reply> {
+    let status = response.status().as_u16();
+    let location = response
+        .headers()
+        .get(LOCATION)
+        .and_then(|l| l.to_str().ok())
+        .map(str::to_string);
+    let body = response.bytes().await.map_err(|e| transport(call, e))?;
+    Ok(Reply {
+        status,
+        location,
+        body,
+    })
+}
+
+fn plausible_mime(m: &str) -> bool {
+    let mut parts = m.splitn(2, '/');
+    let ok = |s: Option<&str>| {
+        s.is_some_and(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_graphic() && b != b'/'))
+    };
+    ok(parts.next()) && parts.next().is_some_and(|rest| ok(rest.split(';').next()))
+}
+
+/// A failure below HTTP: the reply never came or broke off. Worth retrying.
+fn transport(call: Call<'_>, e: reqwest::Error) -> PortError {
+    let kind = if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "could not connect"
+    } else if e.is_body() || e.is_decode() {
+        "the reply broke off"
+    } else {
+        "transport error"
+    };
+    PortError::retryable(
+        call.op,
+        format!("{kind} for {}: {}", call.what, e.without_url()),
+    )
+}
+
+async fn error_from(call: Call<'_>, response: Response) -> PortError {
+    let status = response.status().as_u16();
+    let retry_after = retry_after(response.headers(), Utc::now());
+    let mut body = Vec::new();
+    let mut stream = response.bytes_stream();
+    while let Some(Ok(chunk)) = stream.next().await {
+        body.extend_from_slice(&chunk);
+        if body.len() >= MAX_ERROR_BODY {
+            break;
+        }
+    }
+    http_error(call, status, retry_after, &body)
+}
+
+/// Classifies an HTTP failure (§11.10). RT's `message` is kept only when it is one of its
+/// fixed texts; anything else may quote what was written.
+pub fn http_error(
+    call: Call<'_>,
+    status: u16,
+    retry_after: Option<Duration>,
+    body: &[u8],
+) -> PortError {
+    if status == 404 {
+        return PortError::NotFound {
+            operation: call.op.to_string(),
+            what: call.what.to_string(),
+        };
+    }
+    let mut message = format!("RT answered HTTP {status} for {}", call.what);
+    if let Some(m) = wire::messages(body).first()
+        && m.len() <= 120
+        && !m.contains(['\'', '"', '\n'])
+    {
+        message.push_str(&format!(": {m}"));
+    }
+    let class = ErrorClass::from_http_status(status);
+    PortError::Failed {
+        operation: call.op.to_string(),
+        class,
+        status: Some(status),
+        message,
+        retry_after: retry_after.filter(|_| class == ErrorClass::Retryable),
+    }
+}
+
+/// `Retry-After` in seconds or as an HTTP date.
+pub fn retry_after(headers: &HeaderMap, now: DateTime<Utc>) -> Option<Duration> {
+    let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
+    if let Ok(secs) = value.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let at = DateTime::parse_from_rfc2822(value)
+        .ok()?
+        .with_timezone(&Utc);
+    Some((at - now).to_std().unwrap_or(Duration::ZERO))
+}
+
+/// A path segment with everything but unreserved characters percent-encoded.
+pub fn segment(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for b in value.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reqwest::header::HeaderValue;
+
+    const CALL: Call<'static> = Call {
+        op: "rt.add_comment",
+        what: "ticket 7",
+    };
+
+    #[test]
+    fn http_failures_are_classified_as_section_11_10_says() {
+        assert!(http_error(CALL, 404, None, br#"{"message":"Not Found"}"#).is_not_found());
+        for (status, class) in [
+            (401, ErrorClass::Systemic),
+            (403, ErrorClass::Systemic),
+            (400, ErrorClass::Permanent),
+            (412, ErrorClass::Permanent),
+            (408, ErrorClass::Retryable),
+            (409, ErrorClass::Retryable),
+            (429, ErrorClass::Retryable),
+            (500, ErrorClass::Retryable),
+            (503, ErrorClass::Retryable),
+        ] {
+            let e = http_error(CALL, status, Some(Duration::from_secs(3)), b"");
+            assert_eq!(e.class(), class, "HTTP {status}");
+            assert_eq!(
+                e.retry_after().is_some(),
+                class == ErrorClass::Retryable,
+                "HTTP {status}"
+            );
+        }
+    }
+
+    #[test]
+    fn messages_keep_rts_fixed_texts_but_never_quotes() {
+        let e = http_error(
+            CALL,
+            400,
+            None,
+            br#"{"message":"Message could not be recorded"}"#,
+        );
+        let text = e.to_string();
+        assert!(
+            text.contains("rt.add_comment") && text.contains("ticket 7"),
+            "{text}"
+        );
+        assert!(text.contains("Message could not be recorded"), "{text}");
+        let e = http_error(
+            CALL,
+            400,
+            None,
+            br#"["Ticket 1: Status 'secret' isn't valid"]"#,
+        );
+        assert!(!e.to_string().contains("secret"), "{e}");
+        let e = http_error(CALL, 500, None, b"<html>proxy error: body</html>");
+        assert!(!e.to_string().contains("proxy"), "{e}");
+    }
+
+    #[test]
+    fn retry_after_reads_seconds_and_dates() {
+        let now = DateTime::parse_from_rfc3339("2026-11-29T20:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let headers = |v: &str| {
+            let mut h = HeaderMap::new();
+            h.insert(RETRY_AFTER, HeaderValue::from_str(v).unwrap());
+            h
+        };
+        assert_eq!(
+            retry_after(&headers("7"), now),
+            Some(Duration::from_secs(7))
+        );
+        assert_eq!(
+            retry_after(&headers("Sun, 29 Nov 2026 20:00:30 GMT"), now),
+            Some(Duration::from_secs(30))
+        );
+        assert_eq!(retry_after(&headers("soon"), now), None);
+    }
+
+    #[test]
+    fn path_segments_are_encoded() {
+        assert_eq!(segment("42"), "42");
+        assert_eq!(segment("a/b c"), "a%2Fb%20c");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_rate_limiter_spaces_requests() {
+        let limiter = RateLimiter::new(4.0);
+        let start = Instant::now();
+        for _ in 0..5 {
+            limiter.wait().await;
+        }
+        assert_eq!(start.elapsed(), Duration::from_secs(1));
+    }
+}
