@@ -198,6 +198,48 @@ impl DeadLetterSink for PubSubDeadLetters {
     }
 }
 
+/// The whole life of a scheduled function: load, wire, serve until SIGTERM.
+pub async fn serve_scheduled(name: &'static str) -> Result<(), ServeError> {
+    install_crypto_provider();
+    crate::logging::init(true);
+    let function = Function::load(name, std::env::vars().collect())?;
+    let engine = function.engine().await?;
+    let shim = function.shim_config()?;
+    crate::shim::run(shim, None, move |_scheduled| {
+        let engine = engine.clone();
+        async move { run_scheduled(&engine, name).await }
+    })
+    .await?;
+    Ok(())
+}
+
+/// The whole life of a push-triggered sync function: load, wire, serve until SIGTERM.
+pub async fn serve_push(name: &'static str, direction: Direction) -> Result<(), ServeError> {
+    install_crypto_provider();
+    crate::logging::init(true);
+    let function = Function::load(name, std::env::vars().collect())?;
+    let engine = function.engine().await?;
+    let dead_letters = function.dead_letter_sink().await?;
+    let shim = function.shim_config()?;
+    crate::shim::run(shim, dead_letters, move |invocation| {
+        let engine = engine.clone();
+        async move { run_push(&engine, direction, invocation).await }
+    })
+    .await?;
+    Ok(())
+}
+
+/// Why a function stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error(transparent)]
+    Start(#[from] StartError),
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("serving HTTP: {0}")]
+    Http(#[from] std::io::Error),
+}
+
 fn handler_error(e: TaskError) -> HandlerError {
     HandlerError {
         class: e.class(),

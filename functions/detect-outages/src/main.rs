@@ -1,21 +1,9 @@
-//! The `detect-outages` Cloud Run service: Cloud Scheduler calls it; it runs the `detect-outages` task body
-//! of `shared::tasks` once per call. This file only wires configuration and adapters.
-
-use shared::function::{Function, install_crypto_provider, run_scheduled};
-
-const NAME: &str = "detect-outages";
+//! The `detect-outages` Cloud Run service: Cloud Scheduler calls it, and each call runs the
+//! `detect-outages` task body of `shared::tasks` once behind the HTTP shim. The wiring (which
+//! adapters this function gets, and so which credentials) is `shared::function`'s.
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    install_crypto_provider();
-    shared::logging::init(true);
-    let function = Function::load(NAME, std::env::vars().collect())?;
-    let engine = function.engine().await?;
-    let shim = function.shim_config()?;
-    shared::shim::run(shim, None, move |_scheduled| {
-        let engine = engine.clone();
-        async move { run_scheduled(&engine, NAME).await }
-    })
-    .await?;
+    shared::function::serve_scheduled("detect-outages").await?;
     Ok(())
 }
