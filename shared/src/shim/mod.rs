@@ -209,7 +209,12 @@ fn trace_of(headers: &HeaderMap, project: Option<&str>) -> String {
 
 async fn invoke(State(state): State<Arc<ShimState>>, headers: HeaderMap, body: Bytes) -> Response {
     let trace = trace_of(&headers, state.config.project.as_deref());
-    let span = tracing::info_span!("request", function = %state.config.function, trace = %trace);
+    let span = tracing::info_span!(
+        "request",
+        function = %state.config.function,
+        trace = %trace,
+        case_key = tracing::field::Empty
+    );
     async move {
         if let Some(verifier) = &state.verifier {
             let token = headers
@@ -241,6 +246,10 @@ async fn invoke(State(state): State<Arc<ShimState>>, headers: HeaderMap, body: B
             Invocation::Push(m) => m.attributes.get("case_key").cloned().unwrap_or_default(),
             Invocation::Scheduled => String::new(),
         };
+        if !case_key.is_empty() {
+            // Every line logged while this delivery runs names its case (DESIGN §8).
+            tracing::Span::current().record("case_key", case_key.as_str());
+        }
         match (state.handler)(invocation.clone()).await {
             Ok(report) => (StatusCode::OK, axum::Json(report)).into_response(),
             Err(e) => match (e.class, &invocation) {
