@@ -871,6 +871,7 @@ fn upload(filename: &str, mime_type: &str, data: &[u8]) -> AttachmentUpload {
         mime_type: mime_type.into(),
         size_bytes: data.len() as u64,
         body,
+        marker: None,
     }
 }
 

@@ -93,6 +93,7 @@ fn upload(filename: &str, mime: &str, data: &[u8], chunk: usize) -> AttachmentUp
         mime_type: mime.to_string(),
         size_bytes: data.len() as u64,
         body: futures::stream::iter(chunks).boxed(),
+        marker: None,
     }
 }
 
@@ -494,6 +495,7 @@ async fn a_failing_source_stream_keeps_its_own_error() {
                 mime_type: "text/plain".into(),
                 size_bytes: 10,
                 body,
+                marker: None,
             },
         )
         .await

@@ -41,24 +41,35 @@ async fn the_local_runner_shows_cases_syncing_on_the_sandbox() {
 #[tokio::test]
 async fn the_local_runner_stops_cleanly_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
-    let child = tokio::process::Command::new(casesync_tests::workspace_binary("casesync-local").unwrap())
-        .arg("run")
-        .env_remove("CASESYNC_CONFIG")
-        .env("CASESYNC_RUNNER__DATABASE", dir.path().join("sandbox.sqlite"))
-        .env("NO_COLOR", "1")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child =
+        tokio::process::Command::new(casesync_tests::workspace_binary("casesync-local").unwrap())
+            .arg("run")
+            .env_remove("CASESYNC_CONFIG")
+            .env(
+                "CASESYNC_RUNNER__DATABASE",
+                dir.path().join("sandbox.sqlite"),
+            )
+            .env("NO_COLOR", "1")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
     tokio::time::sleep(Duration::from_secs(4)).await;
     let pid = child.id().unwrap().to_string();
-    let sent = std::process::Command::new("kill").args(["-s", "TERM", &pid]).status().unwrap();
+    let sent = std::process::Command::new("kill")
+        .args(["-s", "TERM", &pid])
+        .status()
+        .unwrap();
     assert!(sent.success());
     let out = tokio::time::timeout(Duration::from_secs(30), child.wait_with_output())
         .await
         .expect("the runner stops within 30 s of SIGTERM")
         .unwrap();
-    let log = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    let log =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "exit status {:?}:\n{log}", out.status);
-    assert!(log.contains("stopping: letting in-flight work finish") && log.contains("stopped"), "{log}");
+    assert!(
+        log.contains("stopping: letting in-flight work finish") && log.contains("stopped"),
+        "{log}"
+    );
 }

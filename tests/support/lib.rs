@@ -1,6 +1,7 @@
 //! Helpers shared by the integration tests.
 
 pub mod emulators;
+pub mod rt;
 pub mod scenario;
 
 /// A binary of the workspace, as cargo built it beside the running test's `deps/` directory.

@@ -41,7 +41,8 @@ impl World {
 
     /// The engine settings for this world: poll the organization, create in the project.
     pub fn settings(&self) -> SyncSettings {
-        let mut s = SyncSettings::with_defaults(&self.google_config.organization, &self.own_identity());
+        let mut s =
+            SyncSettings::with_defaults(&self.google_config.organization, &self.own_identity());
         s.google_create_parent = PROJECT_PARENT.into();
         s.classification_id = csapi_emulator::model::default_classification_id().into();
         s
@@ -63,17 +64,24 @@ impl World {
     }
 
     pub async fn adapters(&self) -> anyhow::Result<(CsapiClient, JiraCrm)> {
-        let support = CsapiClient::connect(CsapiConfig::emulator(self.google.base_url.clone())).await?;
+        let support =
+            CsapiClient::connect(CsapiConfig::emulator(self.google.base_url.clone())).await?;
         let crm = JiraCrm::connect(self.jira_config()).await?;
         Ok((support, crm))
     }
 
     fn google_case(&self, number: &str) -> anyhow::Result<Value> {
-        self.google.emulator.case(number).with_context(|| format!("Google case {number} is gone"))
+        self.google
+            .emulator
+            .case(number)
+            .with_context(|| format!("Google case {number} is gone"))
     }
 
     fn issue(&self, key: &str) -> anyhow::Result<Value> {
-        self.jira.emulator.issue(key).with_context(|| format!("Jira issue {key} is gone"))
+        self.jira
+            .emulator
+            .issue(key)
+            .with_context(|| format!("Jira issue {key} is gone"))
     }
 
     /// The Jira issues that carry this Google case's label.
@@ -83,7 +91,11 @@ impl World {
             .emulator
             .issues()
             .into_iter()
-            .filter(|i| i["labels"].as_array().is_some_and(|l| l.iter().any(|x| x == label.as_str())))
+            .filter(|i| {
+                i["labels"]
+                    .as_array()
+                    .is_some_and(|l| l.iter().any(|x| x == label.as_str()))
+            })
             .collect()
     }
 
@@ -94,25 +106,46 @@ impl World {
             .emulator
             .cases()
             .into_iter()
-            .filter(|c| c["description"].as_str().is_some_and(|d| d.trim_end().ends_with(&line)))
+            .filter(|c| {
+                c["description"]
+                    .as_str()
+                    .is_some_and(|d| d.trim_end().ends_with(&line))
+            })
             .collect()
     }
 }
 
 fn number_of(case: &Value) -> String {
-    case["name"].as_str().and_then(|n| n.rsplit('/').next()).unwrap_or_default().to_string()
+    case["name"]
+        .as_str()
+        .and_then(|n| n.rsplit('/').next())
+        .unwrap_or_default()
+        .to_string()
 }
 
 fn last_segment(name: &Value) -> String {
-    name.as_str().and_then(|n| n.rsplit('/').next()).unwrap_or_default().to_string()
+    name.as_str()
+        .and_then(|n| n.rsplit('/').next())
+        .unwrap_or_default()
+        .to_string()
 }
 
 fn google_bodies(case: &Value) -> Vec<String> {
-    case["comments"].as_array().into_iter().flatten().filter_map(|c| c["body"].as_str().map(str::to_string)).collect()
+    case["comments"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|c| c["body"].as_str().map(str::to_string))
+        .collect()
 }
 
 fn jira_bodies(issue: &Value) -> Vec<String> {
-    issue["comments"].as_array().into_iter().flatten().filter_map(|c| c["bodyText"].as_str().map(str::to_string)).collect()
+    issue["comments"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|c| c["bodyText"].as_str().map(str::to_string))
+        .collect()
 }
 
 fn count_prefix(bodies: &[String], prefix: &str) -> usize {
@@ -120,7 +153,12 @@ fn count_prefix(bodies: &[String], prefix: &str) -> usize {
 }
 
 fn filenames(items: &Value) -> Vec<String> {
-    let mut v: Vec<String> = items.as_array().into_iter().flatten().filter_map(|a| a["filename"].as_str().map(str::to_string)).collect();
+    let mut v: Vec<String> = items
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|a| a["filename"].as_str().map(str::to_string))
+        .collect();
     v.sort();
     v
 }
@@ -148,46 +186,94 @@ where
     });
     let gnum = number_of(&gcase);
     ensure!(!gnum.is_empty(), "the emulator created no case: {gcase}");
-    let issue = j.create_issue_as(AGENT, NewIssue {
-        summary: "VPN tunnel to europe-west1 flaps".into(),
-        description: "Tunnel vpn-1 drops every 10 minutes.".into(),
-        priority: "Medium".into(),
-        sync_flag: true,
-        ..NewIssue::default()
-    });
+    let issue = j.create_issue_as(
+        AGENT,
+        NewIssue {
+            summary: "VPN tunnel to europe-west1 flaps".into(),
+            description: "Tunnel vpn-1 drops every 10 minutes.".into(),
+            priority: "Medium".into(),
+            sync_flag: true,
+            ..NewIssue::default()
+        },
+    );
     let jkey = issue["key"].as_str().context("issue key")?.to_string();
     let jid = issue["id"].as_str().context("issue id")?.to_string();
-    let quiet = j.create_issue_as(AGENT, NewIssue {
-        summary: "Printer out of toner".into(),
-        sync_flag: false,
-        ..NewIssue::default()
-    });
+    let quiet = j.create_issue_as(
+        AGENT,
+        NewIssue {
+            summary: "Printer out of toner".into(),
+            sync_flag: false,
+            ..NewIssue::default()
+        },
+    );
     settle().await?;
     settle().await?;
 
     let issues = world.issues_for(&gnum);
-    ensure!(issues.len() == 1, "Google case {gnum} has {} Jira counterparts", issues.len());
+    ensure!(
+        issues.len() == 1,
+        "Google case {gnum} has {} Jira counterparts",
+        issues.len()
+    );
     let gkey = issues[0]["key"].as_str().context("key")?.to_string();
     let gissue_id = issues[0]["id"].as_str().context("id")?.to_string();
-    ensure!(issues[0]["description"].as_str().unwrap_or("").starts_with("CONTENT MIRRORED FROM GOOGLE SUPPORT:\nThe data disk filled overnight."), "mirrored description: {}", issues[0]["description"]);
+    ensure!(
+        issues[0]["description"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("CONTENT MIRRORED FROM GOOGLE SUPPORT:\nThe data disk filled overnight."),
+        "mirrored description: {}",
+        issues[0]["description"]
+    );
     ensure!(issues[0]["summary"] == "Persistent disk full on db-1");
     let now_syncing = format!("This case is now syncing with Company Case: {gissue_id}");
-    ensure!(count_prefix(&google_bodies(&world.google_case(&gnum)?), &now_syncing) == 1, "one now-syncing comment on {gnum}");
+    ensure!(
+        count_prefix(&google_bodies(&world.google_case(&gnum)?), &now_syncing) == 1,
+        "one now-syncing comment on {gnum}"
+    );
     let cases = world.cases_for(&jid);
-    ensure!(cases.len() == 1, "Jira issue {jkey} has {} Google counterparts", cases.len());
+    ensure!(
+        cases.len() == 1,
+        "Jira issue {jkey} has {} Google counterparts",
+        cases.len()
+    );
     let jnum = number_of(&cases[0]);
     ensure!(cases[0]["displayName"] == "VPN tunnel to europe-west1 flaps");
-    ensure!(world.issue(&jkey)?["googleCaseName"].as_str().is_some_and(|n| n.ends_with(&format!("/cases/{jnum}"))), "the Jira issue names its Google case");
+    ensure!(
+        world.issue(&jkey)?["googleCaseName"]
+            .as_str()
+            .is_some_and(|n| n.ends_with(&format!("/cases/{jnum}"))),
+        "the Jira issue names its Google case"
+    );
     let quiet_id = quiet["id"].as_str().unwrap_or_default();
-    ensure!(world.cases_for(quiet_id).is_empty(), "an unflagged issue reached Google");
+    ensure!(
+        world.cases_for(quiet_id).is_empty(),
+        "an unflagged issue reached Google"
+    );
 
     // 2. Comments and attachments on both sides of both pairs.
-    let gc = g.add_google_comment(&gnum, "Priya (Google)", "Please send the output of df -h.\nAnd lsblk.");
+    let gc = g.add_google_comment(
+        &gnum,
+        "Priya (Google)",
+        "Please send the output of df -h.\nAnd lsblk.",
+    );
     let gc2 = g.add_google_comment(&jnum, "Priya (Google)", "Looking into the tunnel.");
     let jc = j.add_comment_as(&gkey, AGENT, "Here it is:\n/dev/sdb 100%", false);
     let jc2 = j.add_comment_as(&jkey, AGENT, "It flapped again at 10:02.", false);
-    g.add_google_attachment(&gnum, "Priya (Google)", "resize-steps.md", "text/markdown", b"1. gcloud compute disks resize\n");
-    j.add_attachment_as(&jkey, AGENT, "tunnel.pcap", "application/vnd.tcpdump.pcap", &[0xd4, 0xc3, 0xb2, 0xa1, 0, 1, 2, 3]);
+    g.add_google_attachment(
+        &gnum,
+        "Priya (Google)",
+        "resize-steps.md",
+        "text/markdown",
+        b"1. gcloud compute disks resize\n",
+    );
+    j.add_attachment_as(
+        &jkey,
+        AGENT,
+        "tunnel.pcap",
+        "application/vnd.tcpdump.pcap",
+        &[0xd4, 0xc3, 0xb2, 0xa1, 0, 1, 2, 3],
+    );
     settle().await?;
     settle().await?;
 
@@ -199,41 +285,110 @@ where
     let gc2id = last_segment(&gc2["name"]);
     let jcid = jc["id"].as_str().unwrap_or_default().to_string();
     let jc2id = jc2["id"].as_str().unwrap_or_default().to_string();
-    ensure!(count_prefix(&jira_bodies(&gissue), &format!("[Google Comment {gcid} by Priya (Google)]\nPlease send the output of df -h.\nAnd lsblk.")) == 1, "Google comment on {gnum} mirrored once: {:?}", jira_bodies(&gissue));
-    ensure!(count_prefix(&jira_bodies(&jissue), &format!("[Google Comment {gc2id} by Priya (Google)]")) == 1, "Google comment on {jnum} mirrored once");
-    ensure!(count_prefix(&google_bodies(&gcase_now), &format!("[Company Comment {jcid} by Alex Agent]\nHere it is:\n/dev/sdb 100%")) == 1, "Jira comment on {gkey} mirrored once: {:?}", google_bodies(&gcase_now));
-    ensure!(count_prefix(&google_bodies(&jcase), &format!("[Company Comment {jc2id} by Alex Agent]")) == 1, "Jira comment on {jkey} mirrored once");
-    ensure!(count_prefix(&google_bodies(&gcase_now), "[Google Comment") == 0 && count_prefix(&jira_bodies(&gissue), "[Company Comment") == 0, "no echo");
-    ensure!(filenames(&gissue["attachments"]) == vec!["resize-steps.md".to_string()], "attachment to Jira: {}", gissue["attachments"]);
-    ensure!(filenames(&jcase["attachments"]) == vec!["tunnel.pcap".to_string()], "attachment to Google: {}", jcase["attachments"]);
+    ensure!(
+        count_prefix(
+            &jira_bodies(&gissue),
+            &format!(
+                "[Google Comment {gcid} by Priya (Google)]\nPlease send the output of df -h.\nAnd lsblk."
+            )
+        ) == 1,
+        "Google comment on {gnum} mirrored once: {:?}",
+        jira_bodies(&gissue)
+    );
+    ensure!(
+        count_prefix(
+            &jira_bodies(&jissue),
+            &format!("[Google Comment {gc2id} by Priya (Google)]")
+        ) == 1,
+        "Google comment on {jnum} mirrored once"
+    );
+    ensure!(
+        count_prefix(
+            &google_bodies(&gcase_now),
+            &format!("[Company Comment {jcid} by Alex Agent]\nHere it is:\n/dev/sdb 100%")
+        ) == 1,
+        "Jira comment on {gkey} mirrored once: {:?}",
+        google_bodies(&gcase_now)
+    );
+    ensure!(
+        count_prefix(
+            &google_bodies(&jcase),
+            &format!("[Company Comment {jc2id} by Alex Agent]")
+        ) == 1,
+        "Jira comment on {jkey} mirrored once"
+    );
+    ensure!(
+        count_prefix(&google_bodies(&gcase_now), "[Google Comment") == 0
+            && count_prefix(&jira_bodies(&gissue), "[Company Comment") == 0,
+        "no echo"
+    );
+    ensure!(
+        filenames(&gissue["attachments"]) == vec!["resize-steps.md".to_string()],
+        "attachment to Jira: {}",
+        gissue["attachments"]
+    );
+    ensure!(
+        filenames(&jcase["attachments"]) == vec!["tunnel.pcap".to_string()],
+        "attachment to Google: {}",
+        jcase["attachments"]
+    );
     let copied_id = gissue["attachments"][0]["id"].as_str().unwrap_or_default();
-    ensure!(j.attachment_bytes(copied_id).as_deref() == Some(&b"1. gcloud compute disks resize\n"[..]), "bytes to Jira");
+    ensure!(
+        j.attachment_bytes(copied_id).as_deref() == Some(&b"1. gcloud compute disks resize\n"[..]),
+        "bytes to Jira"
+    );
     let copied_name = jcase["attachments"][0]["name"].as_str().unwrap_or_default();
-    ensure!(g.attachment_bytes(copied_name).as_deref() == Some(&[0xd4u8, 0xc3, 0xb2, 0xa1, 0, 1, 2, 3][..]), "bytes to Google");
+    ensure!(
+        g.attachment_bytes(copied_name).as_deref()
+            == Some(&[0xd4u8, 0xc3, 0xb2, 0xa1, 0, 1, 2, 3][..]),
+        "bytes to Google"
+    );
 
     // 3. Priority, each way.
     g.set_priority(&gnum, "P0")?;
     j.set_priority(&jkey, "Low")?;
     settle().await?;
-    ensure!(world.issue(&gkey)?["priority"] == "Highest", "P0 reached Jira: {}", world.issue(&gkey)?["priority"]);
-    ensure!(world.google_case(&jnum)?["priority"] == "P3", "Low reached Google: {}", world.google_case(&jnum)?["priority"]);
+    ensure!(
+        world.issue(&gkey)?["priority"] == "Highest",
+        "P0 reached Jira: {}",
+        world.issue(&gkey)?["priority"]
+    );
+    ensure!(
+        world.google_case(&jnum)?["priority"] == "P3",
+        "Low reached Google: {}",
+        world.google_case(&jnum)?["priority"]
+    );
 
     // 4. Close, each way.
     g.close_case(&gnum)?;
     j.set_status(&jkey, "Done")?;
     settle().await?;
     settle().await?;
-    ensure!(world.issue(&gkey)?["statusCategory"] == "done", "Google close reached Jira");
-    ensure!(world.google_case(&jnum)?["state"] == "CLOSED", "Jira close reached Google: {}", world.google_case(&jnum)?["state"]);
+    ensure!(
+        world.issue(&gkey)?["statusCategory"] == "done",
+        "Google close reached Jira"
+    );
+    ensure!(
+        world.google_case(&jnum)?["state"] == "CLOSED",
+        "Jira close reached Google: {}",
+        world.google_case(&jnum)?["state"]
+    );
 
     // 5. More cycles change nothing: each item stays mirrored exactly once.
     settle().await?;
     let gissue = world.issue(&gkey)?;
     let gcase_now = world.google_case(&gnum)?;
-    ensure!(count_prefix(&jira_bodies(&gissue), "[Google Comment") == 1, "{:?}", jira_bodies(&gissue));
+    ensure!(
+        count_prefix(&jira_bodies(&gissue), "[Google Comment") == 1,
+        "{:?}",
+        jira_bodies(&gissue)
+    );
     ensure!(count_prefix(&google_bodies(&gcase_now), "[Company Comment") == 1);
     ensure!(count_prefix(&google_bodies(&gcase_now), &now_syncing) == 1);
     ensure!(gissue["attachments"].as_array().map(Vec::len) == Some(1));
-    ensure!(world.issues_for(&gnum).len() == 1 && world.cases_for(&jid).len() == 1, "still one counterpart each");
+    ensure!(
+        world.issues_for(&gnum).len() == 1 && world.cases_for(&jid).len() == 1,
+        "still one counterpart each"
+    );
     Ok(())
 }

@@ -115,6 +115,9 @@ pub struct AttachmentUpload {
     pub mime_type: String,
     pub size_bytes: u64,
     pub body: crate::ports::ByteStream,
+    /// The marker naming the source attachment (`[Google Attachment {id} by {name}]`), for
+    /// CRMs that attach files through a comment, which then carries it (§11.5).
+    pub marker: Option<String>,
 }
 
 impl std::fmt::Debug for AttachmentUpload {

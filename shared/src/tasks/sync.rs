@@ -575,6 +575,12 @@ impl Engine {
                     mime_type: a.mime_type.clone(),
                     size_bytes: a.size_bytes,
                     body,
+                    marker: Some(markers::marker_line(
+                        from.side(),
+                        MarkedKind::Attachment,
+                        &a.id,
+                        &a.author,
+                    )),
                 })
                 .await?;
             m.attachment_ledger.insert(

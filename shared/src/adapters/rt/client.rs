@@ -199,11 +199,7 @@ impl RtClient {
         json: &Value,
         upload: AttachmentUpload,
     ) -> PortResult<Reply> {
-        let mime = if plausible_mime(&upload.mime_type) {
-            upload.mime_type.as_str()
-        } else {
-            "application/octet-stream"
-        };
+        let mime = upload_mime(&upload.mime_type);
         let file = reqwest::multipart::Part::stream_with_length(
             reqwest::Body::wrap_stream(upload.body),
             upload.size_bytes,
@@ -246,6 +242,18 @@ async fn reply(call: Call<'_>, response: Response) -> PortResult<Reply> {
         location,
         body,
     })
+}
+
+/// The type a file is sent to RT as. RT converts `text/*` parts to UTF-8 (a Latin-1 log
+/// comes back with other bytes, trap), so text travels as `application/octet-stream`,
+/// which RT stores untouched: §1 wants the same bytes on both sides.
+pub fn upload_mime(m: &str) -> &str {
+    let essence = m.split(';').next().unwrap_or("").trim();
+    if !plausible_mime(m) || essence.to_ascii_lowercase().starts_with("text/") {
+        "application/octet-stream"
+    } else {
+        m
+    }
 }
 
 fn plausible_mime(m: &str) -> bool {
@@ -421,6 +429,21 @@ mod tests {
             Some(Duration::from_secs(30))
         );
         assert_eq!(retry_after(&headers("soon"), now), None);
+    }
+
+    #[test]
+    fn text_files_travel_as_octet_streams_so_rt_keeps_their_bytes() {
+        assert_eq!(upload_mime("text/plain"), "application/octet-stream");
+        assert_eq!(
+            upload_mime("Text/CSV; charset=latin1"),
+            "application/octet-stream"
+        );
+        assert_eq!(upload_mime("image/png"), "image/png");
+        assert_eq!(
+            upload_mime("application/vnd.tcpdump.pcap"),
+            "application/vnd.tcpdump.pcap"
+        );
+        assert_eq!(upload_mime("te xt"), "application/octet-stream");
     }
 
     #[test]

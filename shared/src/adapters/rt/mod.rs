@@ -794,9 +794,12 @@ impl Crm for RtCrm {
         upload: AttachmentUpload,
     ) -> PortResult<CrmAttachment> {
         Self::ticket_number("rt.upload_attachment", id)?;
-        // The port does not say which Google attachment this is, so the comment names the
-        // file only; `upload_with_comment` takes the §11.5 marker where it is known.
-        let comment = format!("casesync attached {}", upload.filename);
+        // RT attaches files through a comment: it carries the source's marker (§11.5), and
+        // names the file only when the caller gave no marker (a contract test, say).
+        let comment = match &upload.marker {
+            Some(marker) => format!("{marker}\n{}", upload.filename),
+            None => format!("casesync attached {}", upload.filename),
+        };
         self.upload_with_comment(id, upload, &comment).await
     }
 }

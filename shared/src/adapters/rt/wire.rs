@@ -367,12 +367,14 @@ mod tests {
     fn short_pages_end_a_listing_because_rt_may_omit_totals() {
         let page =
             json!({"count": 2, "total": null, "pages": null, "items": [{"id": "1"}, {"id": "2"}]});
-        assert_eq!(
+        assert!(
             page_items("op", &page, 2).unwrap().1,
-            true,
             "a full page asks again"
         );
-        assert_eq!(page_items("op", &page, 3).unwrap().1, false);
+        assert!(
+            !page_items("op", &page, 3).unwrap().1,
+            "a short page ends it"
+        );
         let empty = json!({"count": 0, "items": []});
         assert_eq!(page_items("op", &empty, 3).unwrap(), (vec![], false));
         assert!(page_items("op", &json!({"message": "x"}), 3).is_err());
