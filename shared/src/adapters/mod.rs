@@ -5,6 +5,8 @@
 pub mod csapi;
 #[cfg(feature = "firestore")]
 pub mod firestore_store;
+#[cfg(any(feature = "jira", feature = "rt"))]
+pub mod http_support;
 #[cfg(feature = "jira")]
 pub mod jira;
 #[cfg(feature = "pubsub")]

@@ -20,6 +20,7 @@ pub use config::{
     CommentVisibility, JiraAuth, JiraConfig, JiraSite, PriorityMap, Secret, SyncFlagKind,
 };
 
+use crate::adapters::http_support::{Call, segment};
 use crate::domain::{
     AttachmentUpload, CrmAttachment, CrmCase, CrmComment, GoogleCaseKey, NewCrmCase, Priority,
 };
@@ -28,7 +29,7 @@ use crate::ports::{ByteStream, Crm};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
-use client::{Call, JiraClient, segment};
+use client::JiraClient;
 use mapping::{
     Attachment, Comment, CommentPage, CreatedIssue, Identity, IssueBean, SearchPage, Transitions,
     User, undecodable,

@@ -5,28 +5,18 @@
 
 use super::config::RtConfig;
 use super::wire::{self, undecodable};
+use crate::adapters::http_support::{
+    Call, MAX_ERROR_BODY, MAX_IN_PROCESS_WAITS, RateLimiter, plausible_mime, retry_after, transport,
+};
 use crate::domain::AttachmentUpload;
 use crate::error::{ErrorClass, PortError, PortResult};
 use crate::retry_policy::MAX_IN_PROCESS_RETRY_AFTER;
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use futures::StreamExt;
-use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderMap, LOCATION, RETRY_AFTER};
+use reqwest::header::{ACCEPT, AUTHORIZATION, LOCATION};
 use reqwest::{Method, RequestBuilder, Response};
 use serde_json::Value;
 use std::time::Duration;
-use tokio::time::Instant;
-
-/// How many `Retry-After`s one call waits out before it hands the wait to the queue.
-const MAX_IN_PROCESS_WAITS: u32 = 3;
-/// Error bodies are read only this far.
-const MAX_ERROR_BODY: usize = 64 * 1024;
-
-/// What a request is about, for its errors: the operation and the object's id.
-#[derive(Debug, Clone, Copy)]
-pub struct Call<'a> {
-    pub op: &'static str,
-    pub what: &'a str,
-}
 
 /// A successful reply: its status, `Location` and body.
 #[derive(Debug)]
@@ -44,35 +34,6 @@ impl Reply {
                 format!("{} (line {}, column {})", call.what, e.line(), e.column()),
             )
         })
-    }
-}
-
-/// Spaces requests at least `1 / requests_per_second` apart, across all callers.
-#[derive(Debug)]
-struct RateLimiter {
-    interval: Duration,
-    next: tokio::sync::Mutex<Instant>,
-}
-
-impl RateLimiter {
-    fn new(requests_per_second: f64) -> Self {
-        let interval = Duration::try_from_secs_f64(1.0 / requests_per_second)
-            .unwrap_or(Duration::from_secs(60))
-            .min(Duration::from_secs(60));
-        RateLimiter {
-            interval,
-            next: tokio::sync::Mutex::new(Instant::now()),
-        }
-    }
-
-    async fn wait(&self) {
-        let at = {
-            let mut next = self.next.lock().await;
-            let at = (*next).max(Instant::now());
-            *next = at + self.interval;
-            at
-        };
-        tokio::time::sleep_until(at).await;
     }
 }
 
@@ -256,31 +217,6 @@ pub fn upload_mime(m: &str) -> &str {
     }
 }
 
-fn plausible_mime(m: &str) -> bool {
-    let mut parts = m.splitn(2, '/');
-    let ok = |s: Option<&str>| {
-        s.is_some_and(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_graphic() && b != b'/'))
-    };
-    ok(parts.next()) && parts.next().is_some_and(|rest| ok(rest.split(';').next()))
-}
-
-/// A failure below HTTP: the reply never came or broke off. Worth retrying.
-fn transport(call: Call<'_>, e: reqwest::Error) -> PortError {
-    let kind = if e.is_timeout() {
-        "timed out"
-    } else if e.is_connect() {
-        "could not connect"
-    } else if e.is_body() || e.is_decode() {
-        "the reply broke off"
-    } else {
-        "transport error"
-    };
-    PortError::retryable(
-        call.op,
-        format!("{kind} for {}: {}", call.what, e.without_url()),
-    )
-}
-
 async fn error_from(call: Call<'_>, response: Response) -> PortError {
     let status = response.status().as_u16();
     let retry_after = retry_after(response.headers(), Utc::now());
@@ -326,35 +262,9 @@ pub fn http_error(
     }
 }
 
-/// `Retry-After` in seconds or as an HTTP date.
-pub fn retry_after(headers: &HeaderMap, now: DateTime<Utc>) -> Option<Duration> {
-    let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
-    if let Ok(secs) = value.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
-    }
-    let at = DateTime::parse_from_rfc2822(value)
-        .ok()?
-        .with_timezone(&Utc);
-    Some((at - now).to_std().unwrap_or(Duration::ZERO))
-}
-
-/// A path segment with everything but unreserved characters percent-encoded.
-pub fn segment(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
-    for b in value.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use reqwest::header::HeaderValue;
 
     const CALL: Call<'static> = Call {
         op: "rt.add_comment",
@@ -411,27 +321,6 @@ mod tests {
     }
 
     #[test]
-    fn retry_after_reads_seconds_and_dates() {
-        let now = DateTime::parse_from_rfc3339("2026-11-29T20:00:00Z")
-            .unwrap()
-            .with_timezone(&Utc);
-        let headers = |v: &str| {
-            let mut h = HeaderMap::new();
-            h.insert(RETRY_AFTER, HeaderValue::from_str(v).unwrap());
-            h
-        };
-        assert_eq!(
-            retry_after(&headers("7"), now),
-            Some(Duration::from_secs(7))
-        );
-        assert_eq!(
-            retry_after(&headers("Sun, 29 Nov 2026 20:00:30 GMT"), now),
-            Some(Duration::from_secs(30))
-        );
-        assert_eq!(retry_after(&headers("soon"), now), None);
-    }
-
-    #[test]
     fn text_files_travel_as_octet_streams_so_rt_keeps_their_bytes() {
         assert_eq!(upload_mime("text/plain"), "application/octet-stream");
         assert_eq!(
@@ -444,21 +333,5 @@ mod tests {
             "application/vnd.tcpdump.pcap"
         );
         assert_eq!(upload_mime("te xt"), "application/octet-stream");
-    }
-
-    #[test]
-    fn path_segments_are_encoded() {
-        assert_eq!(segment("42"), "42");
-        assert_eq!(segment("a/b c"), "a%2Fb%20c");
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn the_rate_limiter_spaces_requests() {
-        let limiter = RateLimiter::new(4.0);
-        let start = Instant::now();
-        for _ in 0..5 {
-            limiter.wait().await;
-        }
-        assert_eq!(start.elapsed(), Duration::from_secs(1));
     }
 }

@@ -26,6 +26,7 @@ pub mod wire;
 
 pub use config::{CommentType, PriorityRanges, RtConfig, Secret};
 
+use crate::adapters::http_support::{Call, segment};
 use crate::domain::markers::{self, MarkedKind};
 use crate::domain::{
     AttachmentUpload, CrmAttachment, CrmCase, CrmComment, GoogleCaseKey, NewCrmCase, Priority, Side,
@@ -35,7 +36,7 @@ use crate::ports::{ByteStream, Crm};
 use async_trait::async_trait;
 use base64::Engine as _;
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
-use client::{Call, Reply, RtClient, segment};
+use client::{Reply, RtClient};
 use futures::StreamExt;
 use reqwest::Method;
 use serde_json::{Value, json};

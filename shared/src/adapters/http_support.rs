@@ -1,0 +1,168 @@
+//! HTTP pieces both REST CRM adapters (Jira, Request Tracker) need alike: what a call is
+//! about (for its errors), the request rate casesync allows itself toward a CRM, transport
+//! failures classified as retryable, `Retry-After` parsing, path-segment encoding, and a
+//! sanity check on MIME types before they reach a header.
+
+use crate::error::PortError;
+use chrono::{DateTime, Utc};
+use reqwest::header::{HeaderMap, RETRY_AFTER};
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// How many `Retry-After`s one call waits out before it hands the wait to the queue.
+pub const MAX_IN_PROCESS_WAITS: u32 = 3;
+/// Error bodies are read only this far: enough for a CRM's error object.
+pub const MAX_ERROR_BODY: usize = 64 * 1024;
+
+/// What a request is about, for its errors: the operation and the object's id.
+#[derive(Debug, Clone, Copy)]
+pub struct Call<'a> {
+    pub op: &'static str,
+    pub what: &'a str,
+}
+
+/// Spaces requests at least `1 / requests_per_second` apart, across all callers.
+#[derive(Debug)]
+pub struct RateLimiter {
+    interval: Duration,
+    next: tokio::sync::Mutex<Instant>,
+}
+
+impl RateLimiter {
+    pub fn new(requests_per_second: f64) -> Self {
+        let interval = Duration::try_from_secs_f64(1.0 / requests_per_second)
+            .unwrap_or(Duration::from_secs(60))
+            .min(Duration::from_secs(60));
+        RateLimiter {
+            interval,
+            next: tokio::sync::Mutex::new(Instant::now()),
+        }
+    }
+
+    pub async fn wait(&self) {
+        let at = {
+            let mut next = self.next.lock().await;
+            let at = (*next).max(Instant::now());
+            *next = at + self.interval;
+            at
+        };
+        tokio::time::sleep_until(at).await;
+    }
+}
+
+pub fn plausible_mime(m: &str) -> bool {
+    let mut parts = m.splitn(2, '/');
+    let ok = |s: Option<&str>| {
+        s.is_some_and(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_graphic() && b != b'/'))
+    };
+    ok(parts.next()) && parts.next().is_some_and(|rest| ok(rest.split(';').next()))
+}
+
+/// A failure below HTTP: the reply never came or broke off. Worth retrying.
+pub fn transport(call: Call<'_>, e: reqwest::Error) -> PortError {
+    let kind = if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "could not connect"
+    } else if e.is_redirect() {
+        "too many redirects"
+    } else if e.is_body() || e.is_decode() {
+        "the reply broke off"
+    } else {
+        "transport error"
+    };
+    PortError::retryable(
+        call.op,
+        format!("{kind} for {}: {}", call.what, e.without_url()),
+    )
+}
+
+/// `Retry-After` in seconds or as an HTTP date.
+pub fn retry_after(headers: &HeaderMap, now: DateTime<Utc>) -> Option<Duration> {
+    let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
+    if let Ok(secs) = value.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    if let Ok(secs) = value.parse::<f64>() {
+        return Duration::try_from_secs_f64(secs).ok();
+    }
+    let at = DateTime::parse_from_rfc2822(value)
+        .ok()?
+        .with_timezone(&Utc);
+    Some((at - now).to_std().unwrap_or(Duration::ZERO))
+}
+
+/// A path segment with everything but unreserved characters percent-encoded.
+pub fn segment(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for b in value.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reqwest::header::HeaderValue;
+
+    #[test]
+    fn retry_after_reads_seconds_and_dates() {
+        let now = DateTime::parse_from_rfc3339("2026-11-29T20:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let headers = |v: &str| {
+            let mut h = HeaderMap::new();
+            h.insert(RETRY_AFTER, HeaderValue::from_str(v).unwrap());
+            h
+        };
+        assert_eq!(
+            retry_after(&headers("7"), now),
+            Some(Duration::from_secs(7))
+        );
+        assert_eq!(
+            retry_after(&headers("0.5"), now),
+            Some(Duration::from_millis(500))
+        );
+        assert_eq!(
+            retry_after(&headers("Sun, 29 Nov 2026 20:00:30 GMT"), now),
+            Some(Duration::from_secs(30))
+        );
+        assert_eq!(
+            retry_after(&headers("Sun, 29 Nov 2026 19:00:00 GMT"), now),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(retry_after(&headers("soon"), now), None);
+        assert_eq!(retry_after(&HeaderMap::new(), now), None);
+    }
+
+    #[test]
+    fn path_segments_are_encoded() {
+        assert_eq!(segment("10042"), "10042");
+        assert_eq!(segment("SUP-1"), "SUP-1");
+        assert_eq!(segment("a/b c"), "a%2Fb%20c");
+    }
+
+    #[test]
+    fn mime_types_are_checked_before_they_reach_a_header() {
+        assert!(plausible_mime("text/plain"));
+        assert!(plausible_mime("text/plain; charset=utf-8"));
+        assert!(!plausible_mime("text"));
+        assert!(!plausible_mime("text/"));
+        assert!(!plausible_mime("te xt/plain"));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_rate_limiter_spaces_requests() {
+        let limiter = RateLimiter::new(4.0);
+        let start = Instant::now();
+        for _ in 0..5 {
+            limiter.wait().await;
+        }
+        assert_eq!(start.elapsed(), Duration::from_secs(1));
+    }
+}
