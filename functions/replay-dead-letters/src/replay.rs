@@ -11,6 +11,9 @@ use shared::error::PortResult;
 use std::collections::HashMap;
 use tracing::info;
 
+/// Empty pulls in a row, a second apart, after which a subscription counts as drained.
+const EMPTY_PULLS_BEFORE_DONE: u32 = 3;
+
 #[derive(Debug, Clone, Default)]
 pub struct Options {
     pub target_topic: Option<String>,
@@ -99,11 +102,19 @@ pub async fn drain(
         if options.limit.is_some_and(|l| totals.replayed >= l) {
             break;
         }
-        // Waits a little: an immediate pull may come back empty while messages wait, and an
-        // empty batch ends the drain.
-        let batch = puller
-            .pull_waiting(subscription, 50, std::time::Duration::from_secs(5))
-            .await?;
+        // An immediate pull may come back empty while messages wait; only a few empty
+        // answers in a row end the drain. (A long-held pull is avoided: if it were dropped,
+        // the messages it was handed would stay hidden until their ack deadline.)
+        let mut batch = Vec::new();
+        for attempt in 0..EMPTY_PULLS_BEFORE_DONE {
+            batch = puller.pull(subscription, 50).await?;
+            if !batch.is_empty() {
+                break;
+            }
+            if attempt + 1 < EMPTY_PULLS_BEFORE_DONE {
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            }
+        }
         if batch.is_empty() {
             break;
         }

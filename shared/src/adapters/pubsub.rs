@@ -600,18 +600,23 @@ impl PubSubRest {
     }
 
     /// Up to `max_messages` messages, waiting up to `wait` for the first to arrive; none
-    /// after `wait`. A pull cut short this way may have leased messages the caller never
-    /// saw: they come back after the subscription's ack deadline, nothing is lost.
+    /// after `wait`.
     pub async fn pull_waiting(
         &self,
         subscription: &str,
         max_messages: u32,
         wait: Duration,
     ) -> PortResult<Vec<PulledMessage>> {
-        match tokio::time::timeout(wait, self.pull_request(subscription, max_messages, false)).await
-        {
-            Ok(result) => result,
-            Err(_) => Ok(Vec::new()),
+        // Immediate pulls, repeated, rather than one long-held pull: a long pull given up by
+        // the client stays open at the server, which may hand it the next messages, and
+        // those would then stay hidden until their ack deadline.
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let batch = self.pull_request(subscription, max_messages, true).await?;
+            if !batch.is_empty() || tokio::time::Instant::now() >= deadline {
+                return Ok(batch);
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
         }
     }
 
