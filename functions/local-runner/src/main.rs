@@ -22,7 +22,8 @@ struct Cli {
     /// The configuration file (also `CASESYNC_CONFIG`). Without one, the sandbox runs.
     #[arg(long, env = "CASESYNC_CONFIG")]
     config: Option<PathBuf>,
-    /// Log as JSON lines (Cloud Logging's format) instead of a human-readable running log.
+    /// Log as JSON lines for Cloud Logging (`severity`, `message`, fields) instead of a
+    /// human-readable running log.
     #[arg(long, env = "CASESYNC_LOG_JSON")]
     log_json: bool,
     #[command(subcommand)]
@@ -47,28 +48,10 @@ enum Command {
     },
 }
 
-fn init_logging(json: bool) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    if json {
-        tracing_subscriber::fmt()
-            .json()
-            .flatten_event(true)
-            .with_current_span(false)
-            .with_env_filter(filter)
-            .init();
-    } else {
-        tracing_subscriber::fmt()
-            .with_env_filter(filter)
-            .with_target(false)
-            .init();
-    }
-}
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    init_logging(cli.log_json);
+    shared::logging::init(cli.log_json);
     let setup = runner::Setup::build(cli.config.as_deref()).await?;
     match cli.command.unwrap_or(Command::Run { for_seconds: None }) {
         Command::Run { for_seconds } => {

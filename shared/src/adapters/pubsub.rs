@@ -596,7 +596,7 @@ impl PubSubRest {
         subscription: &str,
         max_messages: u32,
     ) -> PortResult<Vec<PulledMessage>> {
-        self.pull_request(subscription, max_messages, true).await
+        self.pull_request(subscription, max_messages).await
     }
 
     /// Up to `max_messages` messages, waiting up to `wait` for the first to arrive; none
@@ -612,7 +612,7 @@ impl PubSubRest {
         // those would then stay hidden until their ack deadline.
         let deadline = tokio::time::Instant::now() + wait;
         loop {
-            let batch = self.pull_request(subscription, max_messages, true).await?;
+            let batch = self.pull_request(subscription, max_messages).await?;
             if !batch.is_empty() || tokio::time::Instant::now() >= deadline {
                 return Ok(batch);
             }
@@ -624,14 +624,13 @@ impl PubSubRest {
         &self,
         subscription: &str,
         max_messages: u32,
-        return_immediately: bool,
     ) -> PortResult<Vec<PulledMessage>> {
         let name = self.config.subscription_name(subscription);
         let operation = format!("pull from {name}");
         // `returnImmediately` is deprecated for throughput, but it is the only way to learn
         // "nothing waiting" without holding a request open; the emulator otherwise waits
         // without bound.
-        let body = json!({ "maxMessages": max_messages, "returnImmediately": return_immediately });
+        let body = json!({ "maxMessages": max_messages, "returnImmediately": true });
         let (_, bytes) = self
             .call(
                 &operation,
