@@ -36,6 +36,22 @@ async fn the_local_runner_shows_cases_syncing_on_the_sandbox() {
             "`{expected}` missing from the running log:\n{log}"
         );
     }
+    // The status tooling lists what the run left behind.
+    let status =
+        tokio::process::Command::new(casesync_tests::workspace_binary("casesync-local").unwrap())
+            .arg("status")
+            .env_remove("CASESYNC_CONFIG")
+            .env(
+                "CASESYNC_RUNNER__DATABASE",
+                dir.path().join("sandbox.sqlite"),
+            )
+            .output()
+            .await
+            .unwrap();
+    let listing = String::from_utf8_lossy(&status.stdout);
+    assert!(status.status.success());
+    assert!(listing.contains("3 open mapping(s)"), "{listing}");
+    assert_eq!(listing.matches("\tactive\t").count(), 3, "{listing}");
 }
 
 #[tokio::test]

@@ -10,6 +10,7 @@ mod sandbox;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use shared::adapters::sqlite_queue::EmbeddedQueue;
+use shared::domain::SyncState;
 use std::path::PathBuf;
 
 #[derive(Parser, Debug)]
@@ -38,6 +39,9 @@ enum Command {
         #[arg(long)]
         for_seconds: Option<u64>,
     },
+    /// List the open mappings: both keys, state (active, paused, unlinked and why), priority,
+    /// when each side last synced, and the outage flags.
+    Status,
     /// List dead-lettered messages with their reasons.
     DeadLetters,
     /// Put dead-lettered messages back on their queue.
@@ -56,6 +60,38 @@ async fn main() -> anyhow::Result<()> {
     match cli.command.unwrap_or(Command::Run { for_seconds: None }) {
         Command::Run { for_seconds } => {
             runner::run(setup, for_seconds.map(std::time::Duration::from_secs)).await
+        }
+        Command::Status => {
+            let open = setup
+                .engine
+                .store
+                .list_open()
+                .await
+                .context("reading the mappings")?;
+            println!("{} open mapping(s)", open.len());
+            for m in open {
+                let state = match &m.sync_state {
+                    SyncState::Active => "active".to_string(),
+                    SyncState::Paused => "paused".to_string(),
+                    SyncState::Unlinked { reason } => format!("unlinked: {reason}"),
+                };
+                let at = |t: Option<chrono::DateTime<chrono::Utc>>| {
+                    t.map(|t| t.to_rfc3339()).unwrap_or_else(|| "never".into())
+                };
+                println!(
+                    "{}\tgoogle={}\tcompany={}\t{}\t{}\tgoogle synced {}\tcompany synced {}\toutage flags google={} company={}",
+                    m.id,
+                    m.google_case_name.as_deref().unwrap_or("-"),
+                    m.company_case_id.as_deref().unwrap_or("-"),
+                    m.priority,
+                    state,
+                    at(m.google_updates_synced_at),
+                    at(m.company_updates_synced_at),
+                    m.outage_comment_sent_to_google,
+                    m.outage_comment_sent_to_company
+                );
+            }
+            Ok(())
         }
         Command::DeadLetters => {
             let dead = setup.queue.dead_letters().context("reading dead letters")?;
