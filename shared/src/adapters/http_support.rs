@@ -3,9 +3,12 @@
 //! failures classified as retryable, `Retry-After` parsing, path-segment encoding, and a
 //! sanity check on MIME types before they reach a header.
 
-use crate::error::PortError;
+use crate::error::{PortError, PortResult};
+use crate::retry_policy::MAX_IN_PROCESS_RETRY_AFTER;
 use chrono::{DateTime, Utc};
+use futures::StreamExt;
 use reqwest::header::{HeaderMap, RETRY_AFTER};
+use reqwest::{RequestBuilder, Response};
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -103,6 +106,65 @@ pub fn segment(value: &str) -> String {
         }
     }
     out
+}
+
+/// How a CRM's error replies become a classified `PortError`: from the call, the status,
+/// a `Retry-After` and the (bounded) body.
+pub type Classify = fn(Call<'_>, u16, Option<Duration>, &[u8]) -> PortError;
+
+/// Reads an error reply, at most `MAX_ERROR_BODY` of it, and classifies it.
+pub async fn error_from(call: Call<'_>, response: Response, classify: Classify) -> PortError {
+    let status = response.status().as_u16();
+    let retry_after = retry_after(response.headers(), Utc::now());
+    let mut body = Vec::new();
+    let mut stream = response.bytes_stream();
+    while let Some(Ok(chunk)) = stream.next().await {
+        body.extend_from_slice(&chunk);
+        if body.len() >= MAX_ERROR_BODY {
+            break;
+        }
+    }
+    classify(call, status, retry_after, &body)
+}
+
+/// Sends a request that can be built again, paced by `limiter`, waiting out short
+/// `Retry-After`s. Only a 429 (the request was refused) or an idempotent method is sent
+/// again: a 5xx reply to a POST may come after the POST took effect.
+pub async fn send(
+    system: &'static str,
+    limiter: &RateLimiter,
+    classify: Classify,
+    call: Call<'_>,
+    idempotent: bool,
+    build: impl Fn() -> RequestBuilder,
+) -> PortResult<Response> {
+    let mut waits = 0;
+    loop {
+        limiter.wait().await;
+        let response = build().send().await.map_err(|e| transport(call, e))?;
+        let status = response.status().as_u16();
+        if response.status().is_success() {
+            return Ok(response);
+        }
+        let err = error_from(call, response, classify).await;
+        let again = status == 429 || (idempotent && status >= 500);
+        match err.retry_after() {
+            Some(wait)
+                if again && wait <= MAX_IN_PROCESS_RETRY_AFTER && waits < MAX_IN_PROCESS_WAITS =>
+            {
+                waits += 1;
+                tracing::info!(
+                    operation = call.op,
+                    system,
+                    status,
+                    wait_ms = wait.as_millis() as u64,
+                    "the CRM asked casesync to wait; retrying in process"
+                );
+                tokio::time::sleep(wait).await;
+            }
+            _ => return Err(err),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -5,14 +5,10 @@
 
 use super::config::{JiraAuth, JiraConfig};
 use super::mapping::undecodable;
-use crate::adapters::http_support::{
-    Call, MAX_ERROR_BODY, MAX_IN_PROCESS_WAITS, RateLimiter, plausible_mime, retry_after, transport,
-};
+use crate::adapters::http_support::{self, Call, RateLimiter, plausible_mime, transport};
 use crate::domain::AttachmentUpload;
 use crate::error::{ErrorClass, PortError, PortResult};
 use crate::ports::ByteStream;
-use crate::retry_policy::MAX_IN_PROCESS_RETRY_AFTER;
-use chrono::Utc;
 use futures::StreamExt;
 use reqwest::header::ACCEPT;
 use reqwest::{Method, RequestBuilder, Response};
@@ -64,43 +60,14 @@ impl JiraClient {
         builder.header(ACCEPT, "application/json")
     }
 
-    /// Sends a request that can be built again, waiting out short `Retry-After`s. Only a
-    /// 429 (the request was refused) or an idempotent method is sent again: a 5xx reply to
-    /// a POST may come after the POST took effect.
+    /// Sends a request that can be built again (see `http_support::send`).
     async fn send(
         &self,
         call: Call<'_>,
         idempotent: bool,
         build: impl Fn() -> RequestBuilder,
     ) -> PortResult<Response> {
-        let mut waits = 0;
-        loop {
-            self.limiter.wait().await;
-            let response = build().send().await.map_err(|e| transport(call, e))?;
-            let status = response.status().as_u16();
-            if response.status().is_success() {
-                return Ok(response);
-            }
-            let err = error_from(call, response).await;
-            let again = status == 429 || (idempotent && status >= 500);
-            match err.retry_after() {
-                Some(wait)
-                    if again
-                        && wait <= MAX_IN_PROCESS_RETRY_AFTER
-                        && waits < MAX_IN_PROCESS_WAITS =>
-                {
-                    waits += 1;
-                    tracing::info!(
-                        operation = call.op,
-                        status,
-                        wait_ms = wait.as_millis() as u64,
-                        "Jira asked casesync to wait; retrying in process"
-                    );
-                    tokio::time::sleep(wait).await;
-                }
-                _ => return Err(err),
-            }
-        }
+        http_support::send("jira", &self.limiter, http_error, call, idempotent, build).await
     }
 
     /// A JSON call; `body` is sent as JSON when given.
@@ -195,25 +162,11 @@ impl JiraClient {
             .await
             .map_err(|e| transport(call, e))?;
         if !response.status().is_success() {
-            return Err(error_from(call, response).await);
+            return Err(http_support::error_from(call, response, http_error).await);
         }
         let bytes = response.bytes().await.map_err(|e| transport(call, e))?;
         serde_json::from_slice(&bytes).map_err(|_| undecodable(call.op, call.what.to_string()))
     }
-}
-
-async fn error_from(call: Call<'_>, response: Response) -> PortError {
-    let status = response.status().as_u16();
-    let retry_after = retry_after(response.headers(), Utc::now());
-    let mut body = Vec::new();
-    let mut stream = response.bytes_stream();
-    while let Some(Ok(chunk)) = stream.next().await {
-        body.extend_from_slice(&chunk);
-        if body.len() >= MAX_ERROR_BODY {
-            break;
-        }
-    }
-    http_error(call, status, retry_after, &body)
 }
 
 /// Classifies an HTTP failure (§11.10). The message keeps only the names of the fields

@@ -5,14 +5,9 @@
 
 use super::config::RtConfig;
 use super::wire::{self, undecodable};
-use crate::adapters::http_support::{
-    Call, MAX_ERROR_BODY, MAX_IN_PROCESS_WAITS, RateLimiter, plausible_mime, retry_after, transport,
-};
+use crate::adapters::http_support::{self, Call, RateLimiter, plausible_mime, transport};
 use crate::domain::AttachmentUpload;
 use crate::error::{ErrorClass, PortError, PortResult};
-use crate::retry_policy::MAX_IN_PROCESS_RETRY_AFTER;
-use chrono::Utc;
-use futures::StreamExt;
 use reqwest::header::{ACCEPT, AUTHORIZATION, LOCATION};
 use reqwest::{Method, RequestBuilder, Response};
 use serde_json::Value;
@@ -74,43 +69,14 @@ impl RtClient {
             .header(ACCEPT, "application/json")
     }
 
-    /// Sends a request that can be built again, waiting out short `Retry-After`s. Only a
-    /// 429 (the request was refused) or an idempotent method is sent again: a 5xx reply to
-    /// a POST may come after the POST took effect.
+    /// Sends a request that can be built again (see `http_support::send`).
     async fn send(
         &self,
         call: Call<'_>,
         idempotent: bool,
         build: impl Fn() -> RequestBuilder,
     ) -> PortResult<Response> {
-        let mut waits = 0;
-        loop {
-            self.limiter.wait().await;
-            let response = build().send().await.map_err(|e| transport(call, e))?;
-            let status = response.status().as_u16();
-            if response.status().is_success() {
-                return Ok(response);
-            }
-            let err = error_from(call, response).await;
-            let again = status == 429 || (idempotent && status >= 500);
-            match err.retry_after() {
-                Some(wait)
-                    if again
-                        && wait <= MAX_IN_PROCESS_RETRY_AFTER
-                        && waits < MAX_IN_PROCESS_WAITS =>
-                {
-                    waits += 1;
-                    tracing::info!(
-                        operation = call.op,
-                        status,
-                        wait_ms = wait.as_millis() as u64,
-                        "RT asked casesync to wait; retrying in process"
-                    );
-                    tokio::time::sleep(wait).await;
-                }
-                _ => return Err(err),
-            }
-        }
+        http_support::send("rt", &self.limiter, http_error, call, idempotent, build).await
     }
 
     /// A call with an optional JSON body.
@@ -184,7 +150,7 @@ impl RtClient {
             .await
             .map_err(|e| transport(call, e))?;
         if !response.status().is_success() {
-            return Err(error_from(call, response).await);
+            return Err(http_support::error_from(call, response, http_error).await);
         }
         reply(call, response).await
     }
@@ -215,20 +181,6 @@ pub fn upload_mime(m: &str) -> &str {
     } else {
         m
     }
-}
-
-async fn error_from(call: Call<'_>, response: Response) -> PortError {
-    let status = response.status().as_u16();
-    let retry_after = retry_after(response.headers(), Utc::now());
-    let mut body = Vec::new();
-    let mut stream = response.bytes_stream();
-    while let Some(Ok(chunk)) = stream.next().await {
-        body.extend_from_slice(&chunk);
-        if body.len() >= MAX_ERROR_BODY {
-            break;
-        }
-    }
-    http_error(call, status, retry_after, &body)
 }
 
 /// Classifies an HTTP failure (§11.10). RT's `message` is kept only when it is one of its
