@@ -9,8 +9,8 @@ mod sandbox;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use shared::adapters::sqlite_queue::EmbeddedQueue;
 use shared::domain::SyncState;
+use shared::ports::MappingStore;
 use std::path::PathBuf;
 
 #[derive(Parser, Debug)]
@@ -56,18 +56,17 @@ enum Command {
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     shared::logging::init(cli.log_json);
-    let setup = runner::Setup::build(cli.config.as_deref()).await?;
-    match cli.command.unwrap_or(Command::Run { for_seconds: None }) {
-        Command::Run { for_seconds } => {
-            runner::run(setup, for_seconds.map(std::time::Duration::from_secs)).await
-        }
+    let command = cli.command.unwrap_or(Command::Run { for_seconds: None });
+    if let Command::Run { for_seconds } = command {
+        let setup = runner::Setup::build(cli.config.as_deref()).await?;
+        return runner::run(setup, for_seconds.map(std::time::Duration::from_secs)).await;
+    }
+    // The operator's commands read the SQLite file only: no API client, no sandbox.
+    let (store, queue) = runner::open_local_state(cli.config.as_deref())?;
+    match command {
+        Command::Run { .. } => Ok(()),
         Command::Status => {
-            let open = setup
-                .engine
-                .store
-                .list_open()
-                .await
-                .context("reading the mappings")?;
+            let open = store.list_open().await.context("reading the mappings")?;
             println!("{} open mapping(s)", open.len());
             for m in open {
                 let state = match &m.sync_state {
@@ -94,7 +93,7 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::DeadLetters => {
-            let dead = setup.queue.dead_letters().context("reading dead letters")?;
+            let dead = queue.dead_letters().context("reading dead letters")?;
             if dead.is_empty() {
                 println!("no dead letters");
             }
@@ -112,7 +111,6 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Replay { case } => {
-            let queue: &EmbeddedQueue = &setup.queue;
             let n = queue
                 .replay(case.as_deref())
                 .context("replaying dead letters")?;

@@ -137,6 +137,28 @@ impl Setup {
     }
 }
 
+/// The store and queue of a configuration (or of the sandbox when there is none), for the
+/// commands that only read or move queued messages.
+pub fn open_local_state(
+    config_path: Option<&Path>,
+) -> anyhow::Result<(Arc<SqliteStore>, Arc<EmbeddedQueue>)> {
+    let runner = match config_path {
+        Some(path) => {
+            Config::load(Some(path), std::env::vars())
+                .map_err(anyhow::Error::new)?
+                .runner
+        }
+        #[cfg(feature = "sandbox")]
+        None => crate::sandbox::runner_config(std::env::vars()),
+        #[cfg(not(feature = "sandbox"))]
+        None => bail!("no configuration given (set CASESYNC_CONFIG or --config)"),
+    };
+    Ok((
+        open_store(&runner)?,
+        open_queue(&runner, Arc::new(SystemClock))?,
+    ))
+}
+
 fn open_queue(runner: &RunnerConfig, clock: Arc<dyn Clock>) -> anyhow::Result<Arc<EmbeddedQueue>> {
     let policy = QueuePolicy::by_name(&runner.queue_profile)
         .with_context(|| format!("runner.queue_profile `{}` is unknown", runner.queue_profile))?;
