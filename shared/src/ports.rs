@@ -51,6 +51,12 @@ pub trait SupportApi: Send + Sync {
     ) -> PortResult<GoogleAttachment>;
     /// Whether a classification id exists (checked at start-up, §11.14).
     async fn classification_exists(&self, classification_id: &str) -> PortResult<bool>;
+
+    /// The coarsest step of the case update times this API reports. The Cloud Support API
+    /// reports nanoseconds; the poll's skip rule allows for coarser ones.
+    fn update_time_granularity(&self) -> chrono::Duration {
+        chrono::Duration::microseconds(1)
+    }
 }
 
 /// A company ticketing system. Every adapter passes the same contract suite.
@@ -58,6 +64,12 @@ pub trait SupportApi: Send + Sync {
 pub trait Crm: Send + Sync {
     /// A short name (`jira`, `rt`, …) used in the description line of §11.6.
     fn kind(&self) -> &str;
+    /// The coarsest step of the update times this CRM reports (RT's `LastUpdated`: whole
+    /// seconds). Two changes within one step carry the same update time, so the poll's skip
+    /// rule must not trust an unchanged time read within one step of it.
+    fn update_time_granularity(&self) -> chrono::Duration {
+        chrono::Duration::seconds(1)
+    }
     async fn get_case(&self, id: &str) -> PortResult<CrmCase>;
     /// Flagged cases updated at or after `since`, all pages, each once. The adapter widens
     /// the window for coarse timestamps and removes duplicates.

@@ -548,6 +548,8 @@ pub struct MemoryCrm {
     searches: Mutex<Vec<DateTime<Utc>>>,
     clock: Arc<dyn Clock>,
     pub faults: Faults,
+    /// Report case update times in whole seconds, as Request Tracker's `LastUpdated` does.
+    whole_second_update_times: std::sync::atomic::AtomicBool,
 }
 
 pub const CONNECTOR_NAME: &str = "casesync";
@@ -562,6 +564,24 @@ impl MemoryCrm {
             searches: Mutex::new(Vec::new()),
             clock,
             faults: Faults::default(),
+            whole_second_update_times: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+
+    /// From now on case update times have whole seconds only, like RT's `LastUpdated`.
+    pub fn use_whole_second_update_times(&self) {
+        self.whole_second_update_times
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    fn case_update_time(&self, t: DateTime<Utc>) -> DateTime<Utc> {
+        if self
+            .whole_second_update_times
+            .load(std::sync::atomic::Ordering::SeqCst)
+        {
+            DateTime::from_timestamp(t.timestamp(), 0).unwrap_or(t)
+        } else {
+            t
         }
     }
 
@@ -591,7 +611,7 @@ impl MemoryCrm {
             sync_flag: flagged,
             google_case_name: google,
             created_at: t,
-            updated_at: t,
+            updated_at: self.case_update_time(t),
             url: Some(format!("https://crm.example.com/cases/{id}")),
         };
         s.cases.insert(
@@ -626,11 +646,12 @@ impl MemoryCrm {
         let now = s.stamps.next(self.clock.now());
         s.next_id += 1;
         let item = s.next_id;
+        let update_time = self.case_update_time(now);
         let c = s
             .cases
             .get_mut(id)
             .ok_or_else(|| not_found("crm", &format!("case {id}")))?;
-        c.case.updated_at = now;
+        c.case.updated_at = update_time;
         Ok(f(c, now, item))
     }
 

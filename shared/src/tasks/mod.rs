@@ -78,6 +78,18 @@ pub struct SyncSettings {
     pub clock_skew: Duration,
     /// A person's link to a Google case, `{base}{case number}`.
     pub google_case_url_base: String,
+    /// How long after its update time a change may still be missing from what a read
+    /// returns (search and listing lag). A poll skips an unchanged case only if its last
+    /// sync began reading at least this long (or the source's timestamp granularity, if
+    /// coarser) after the case's update time.
+    pub listing_lag: Duration,
+    /// A suspect mapping (its counterpart answered 404) is unlinked only after this many
+    /// 404s spanning at least `unlink_after`.
+    pub unlink_after_checks: u32,
+    pub unlink_after: Duration,
+    /// Unlinked and never-linked mappings without a successful sync for this long are
+    /// resolved, so cleanup removes them.
+    pub abandon_after: Duration,
 }
 
 impl SyncSettings {
@@ -103,6 +115,10 @@ impl SyncSettings {
             clock_skew: Duration::minutes(5),
             google_case_url_base: "https://console.cloud.google.com/support/cases/detail/v2/"
                 .into(),
+            listing_lag: Duration::seconds(5),
+            unlink_after_checks: 3,
+            unlink_after: Duration::hours(6),
+            abandon_after: Duration::days(30),
         }
     }
 

@@ -167,7 +167,9 @@ impl Engine {
     }
 
     /// Skips a case whose update time has not moved since its last successful sync
-    /// (invariant 7); enqueues the rest.
+    /// (invariant 7), but only once that sync's read is known to have seen everything up to
+    /// that update time: a change made within the source's timestamp granularity or listing
+    /// lag of it may carry the same update time and still have been missed.
     async fn enqueue_if_moved(
         &self,
         m: &CaseMapping,
@@ -189,17 +191,42 @@ impl Engine {
             }
             _ => {}
         }
-        let synced = match side {
-            Side::Google => m.google_update_time_synced,
-            Side::Company => m.company_update_time_synced,
-        };
-        if m.sync_state == SyncState::Active && synced.is_some_and(|s| update_time <= s) {
+        if m.sync_state == SyncState::Active && self.is_settled(m, side, update_time) {
             report.unchanged += 1;
             return Ok(());
         }
         self.enqueue(&m.id, side, key, now).await?;
         report.enqueued += 1;
         Ok(())
+    }
+
+    /// Whether the last successful sync of `side` saw every change up to `update_time`.
+    pub(crate) fn is_settled(
+        &self,
+        m: &CaseMapping,
+        side: Side,
+        update_time: DateTime<Utc>,
+    ) -> bool {
+        let (synced_update_time, read_began) = match side {
+            Side::Google => (m.google_update_time_synced, m.google_updates_synced_at),
+            Side::Company => (m.company_update_time_synced, m.company_updates_synced_at),
+        };
+        let Some(synced_update_time) = synced_update_time else {
+            return false;
+        };
+        let (Some(read_began), true) = (read_began, update_time <= synced_update_time) else {
+            return false;
+        };
+        read_began >= synced_update_time + self.settle_time(side)
+    }
+
+    /// How long after an update time a read must begin to be sure it saw that update.
+    fn settle_time(&self, side: Side) -> chrono::Duration {
+        let granularity = match side {
+            Side::Google => self.support.update_time_granularity(),
+            Side::Company => self.crm.update_time_granularity(),
+        };
+        granularity.max(self.settings.listing_lag)
     }
 
     async fn enqueue(

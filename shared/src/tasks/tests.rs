@@ -1129,3 +1129,5 @@ async fn a_poll_over_1000_idle_open_mappings_writes_a_bounded_number_of_document
         other => panic!("expected an outage, got {other:?}"),
     }
 }
+
+mod convergence;
