@@ -137,6 +137,38 @@ impl PortError {
         }
     }
 
+    /// This failure as the answer to a request built only from casesync's own code and
+    /// configuration (a search, a lookup by casesync's own key). A refusal of such a
+    /// request (400, another permanent status, a 404 for the searched collection) means
+    /// casesync's query or configuration is wrong: no message is at fault, and calling it
+    /// permanent would dead-letter every case until a fix and a replay. Systemic instead:
+    /// alert, answer 5xx, retry on backoff. Retryable and systemic failures are kept.
+    pub fn of_own_request(self) -> Self {
+        match self {
+            PortError::Failed {
+                operation,
+                class: ErrorClass::Permanent,
+                status,
+                message,
+                retry_after,
+            } => PortError::Failed {
+                operation,
+                class: ErrorClass::Systemic,
+                status,
+                message,
+                retry_after,
+            },
+            PortError::NotFound { operation, what } => PortError::Failed {
+                operation,
+                class: ErrorClass::Systemic,
+                status: Some(404),
+                message: format!("not found: {what}"),
+                retry_after: None,
+            },
+            other => other,
+        }
+    }
+
     /// A store failure (SQLite, Firestore): always worth retrying, the data is not at fault.
     pub fn store(operation: impl Into<String>, err: impl std::fmt::Display) -> Self {
         PortError::retryable(operation, err.to_string())
@@ -144,3 +176,43 @@ impl PortError {
 }
 
 pub type PortResult<T> = Result<T, PortError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refused_own_request_is_systemic_and_keeps_its_details() {
+        let e = PortError::from_http("CSAPI cases.search", 400, "bad query", None).of_own_request();
+        assert_eq!(e.class(), ErrorClass::Systemic);
+        let text = e.to_string();
+        assert!(
+            text.contains("CSAPI cases.search")
+                && text.contains("HTTP 400")
+                && text.contains("bad query"),
+            "{text}"
+        );
+        let e = PortError::from_http("jira.search", 422, "no", None).of_own_request();
+        assert_eq!(e.class(), ErrorClass::Systemic);
+        let e = PortError::from_http("rt.search", 404, "/tickets", None).of_own_request();
+        assert_eq!(e.class(), ErrorClass::Systemic);
+        assert!(
+            !e.is_not_found(),
+            "a missing collection is no missing counterpart"
+        );
+    }
+
+    #[test]
+    fn other_classes_are_kept() {
+        let wait = Some(Duration::from_secs(3));
+        let e = PortError::from_http("x", 429, "slow down", wait).of_own_request();
+        assert_eq!(e.class(), ErrorClass::Retryable);
+        assert_eq!(e.retry_after(), wait);
+        let e = PortError::from_http("x", 503, "down", None).of_own_request();
+        assert_eq!(e.class(), ErrorClass::Retryable);
+        let e = PortError::from_http("x", 403, "denied", None).of_own_request();
+        assert_eq!(e.class(), ErrorClass::Systemic);
+        let e = PortError::Config("google.parent".into()).of_own_request();
+        assert!(matches!(e, PortError::Config(_)));
+    }
+}

@@ -270,6 +270,60 @@ async fn find_by_creator_and_text_matches_the_quoted_line_exactly() {
     assert!(none.is_empty());
 }
 
+/// Issue 11 §2: a CSAPI that reads the discovery document literally ("separated by
+/// `AND`") refused the juxtaposed lookup with 400, and every CRM→Google creation failed.
+/// The emulator refuses that form the same way; the adapter's lookup sends the `AND`
+/// form and finds the case.
+#[tokio::test]
+async fn the_lookup_joins_its_terms_with_and_as_the_document_requires() {
+    let env = Env::new().await;
+    let line = "casesync: rt case 4";
+    let mine = env.casesync_case(&format!("Problem.\n{line}")).await;
+
+    let juxtaposed = format!(r#"creator.email="{CALLER}" "{line}""#);
+    let r = reqwest::Client::new()
+        .get(format!("{}/v2/{PROJECT}/cases:search", env.run.base_url))
+        .query(&[("query", &juxtaposed)])
+        .send()
+        .await
+        .expect("emulator answers");
+    assert_eq!(r.status().as_u16(), 400);
+    let body: Value = r.json().await.expect("Google's error shape");
+    assert_eq!(body["error"]["code"], 400, "{body}");
+    assert_eq!(body["error"]["status"], "INVALID_ARGUMENT", "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("joined with AND")),
+        "{body}"
+    );
+
+    let found = env
+        .api
+        .find_cases_by_creator_and_text(PROJECT, CALLER, line)
+        .await
+        .expect("the lookup is accepted");
+    let names: Vec<_> = found.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(names, [mine.name.as_str()]);
+
+    let log = env.emu().request_log();
+    let sent: Vec<String> = log
+        .iter()
+        .filter(|r| r.api_method.as_deref() == Some("cases.search"))
+        .filter_map(|r| {
+            query_pairs(&r.query)
+                .into_iter()
+                .find(|(k, _)| k == "query")
+                .map(|(_, v)| v)
+        })
+        .collect();
+    assert_eq!(
+        sent.last().map(String::as_str),
+        Some(format!(r#"creator.email="{CALLER}" AND "{line}""#).as_str()),
+        "{sent:?}"
+    );
+}
+
 #[tokio::test]
 async fn comments_are_created_and_listed_across_pages_oldest_first() {
     let env = Env::new().await;
@@ -526,6 +580,30 @@ async fn errors_are_classified() {
         .unwrap_err();
     assert_eq!(failed(&e), (ErrorClass::Permanent, Some(400)));
     assert!(e.to_string().contains("cases.create"), "{e}");
+
+    // 400 to a search: casesync's own query is wrong, not the message; systemic, so the
+    // case is retried after the fix instead of dead-lettered.
+    env.emu().inject_failures("cases.search", 400, 2);
+    let e = env
+        .api
+        .search_cases_updated_since(PROJECT, Utc::now())
+        .await
+        .unwrap_err();
+    assert_eq!(failed(&e), (ErrorClass::Systemic, Some(400)));
+    let e = env
+        .api
+        .find_cases_by_creator_and_text(PROJECT, CALLER, "casesync: rt case 1")
+        .await
+        .unwrap_err();
+    assert_eq!(failed(&e), (ErrorClass::Systemic, Some(400)));
+    env.emu()
+        .inject_failures("caseClassifications.search", 400, 1);
+    let e = env
+        .api
+        .classification_exists(CLASSIFICATION)
+        .await
+        .unwrap_err();
+    assert_eq!(failed(&e), (ErrorClass::Systemic, Some(400)));
 
     // 403: not the message's fault.
     env.emu().inject_failures("cases.search", 403, 1);

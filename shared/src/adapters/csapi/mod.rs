@@ -12,6 +12,10 @@
 //!   [`crate::retry_policy::MAX_IN_PROCESS_RETRY_AFTER`] is waited out and the call
 //!   repeated up to [`CsapiConfig::max_in_process_retries`] times; everything else goes
 //!   back to the engine, whose queue retries;
+//! - searches (`cases.search` for polling and lookups, `caseClassifications.search`) are
+//!   built only from casesync's code and configuration, so a refusal of one (400 and the
+//!   like) is systemic, never permanent ([`PortError::of_own_request`]): a bug in a query
+//!   alerts and retries instead of dead-lettering every case;
 //! - comment bodies over [`MAX_COMMENT_CHARS`] are refused, never truncated: splitting
 //!   into marked parts is the engine's ([`crate::domain::markers::mirror_comment_parts`]),
 //!   since each part must carry its own marker to be resumable (§11.7).
@@ -302,7 +306,8 @@ impl CsapiClient {
                 ControlFlow::Continue(page.next_page_token)
             },
         )
-        .await?;
+        .await
+        .map_err(PortError::of_own_request)?;
         let found = wire::dedup_cases(found);
         tracing::debug!(operation, cases = found.len(), "CSAPI search done");
         Ok(found)
@@ -528,7 +533,8 @@ impl SupportApi for CsapiClient {
                 ControlFlow::Continue(page.next_page_token)
             },
         )
-        .await?;
+        .await
+        .map_err(PortError::of_own_request)?;
         Ok(found)
     }
 }
@@ -536,6 +542,110 @@ impl SupportApi for CsapiClient {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ErrorClass;
+    use std::io::{Read, Write};
+
+    /// A server that answers every request with `status` and `body`, each request read
+    /// to its end first so the client sees the answer rather than a reset.
+    fn answering(status: u16, body: &'static str) -> String {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        std::thread::spawn(move || {
+            for mut stream in listener.incoming().flatten() {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 8192];
+                loop {
+                    let n = stream.read(&mut chunk).unwrap_or(0);
+                    if n == 0 {
+                        break;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                    let text = String::from_utf8_lossy(&buf).to_ascii_lowercase();
+                    if let Some(end) = text.find("\r\n\r\n") {
+                        let len = text[..end]
+                            .lines()
+                            .find_map(|l| l.strip_prefix("content-length:"))
+                            .and_then(|v| v.trim().parse::<usize>().ok())
+                            .unwrap_or(0);
+                        if buf.len() >= end + 4 + len {
+                            break;
+                        }
+                    }
+                }
+                let reply = format!(
+                    "HTTP/1.1 {status} Answer\r\ncontent-type: application/json\r\n\
+                     content-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = stream.write_all(reply.as_bytes());
+            }
+        });
+        format!("http://{addr}")
+    }
+
+    const INVALID_QUERY: &str = r#"{"error":{"code":400,"message":"Invalid query: terms must be joined with AND.","status":"INVALID_ARGUMENT"}}"#;
+    const NO_PARENT: &str =
+        r#"{"error":{"code":404,"message":"Parent not found.","status":"NOT_FOUND"}}"#;
+
+    fn class_and_status(e: &PortError) -> (ErrorClass, Option<u16>) {
+        match e {
+            PortError::Failed { class, status, .. } => (*class, *status),
+            other => panic!("expected Failed, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_refused_search_is_systemic_not_permanent() {
+        let client = CsapiClient::connect(CsapiConfig::emulator(answering(400, INVALID_QUERY)))
+            .await
+            .unwrap();
+        let parent = "projects/p";
+        let errors = [
+            client
+                .search_cases_updated_since(parent, Utc::now())
+                .await
+                .unwrap_err(),
+            client
+                .find_cases_by_creator_and_text(parent, "a@b.c", "casesync: rt case 4")
+                .await
+                .unwrap_err(),
+            client.classification_exists("X").await.unwrap_err(),
+        ];
+        for e in errors {
+            assert_eq!(
+                class_and_status(&e),
+                (ErrorClass::Systemic, Some(400)),
+                "{e}"
+            );
+            assert!(e.to_string().contains("joined with AND"), "{e}");
+        }
+        // A write's 400 is about what the message carries: still permanent.
+        let e = client
+            .create_comment("projects/p/cases/1", "hello")
+            .await
+            .unwrap_err();
+        assert_eq!(class_and_status(&e), (ErrorClass::Permanent, Some(400)));
+    }
+
+    #[tokio::test]
+    async fn a_search_of_a_missing_parent_is_systemic_not_a_missing_case() {
+        let client = CsapiClient::connect(CsapiConfig::emulator(answering(404, NO_PARENT)))
+            .await
+            .unwrap();
+        let e = client
+            .find_cases_by_creator_and_text("projects/p", "a@b.c", "casesync: rt case 4")
+            .await
+            .unwrap_err();
+        assert!(!e.is_not_found(), "{e:?}");
+        assert_eq!(class_and_status(&e), (ErrorClass::Systemic, Some(404)));
+        assert!(
+            client
+                .get_case("projects/p/cases/1")
+                .await
+                .unwrap_err()
+                .is_not_found()
+        );
+    }
 
     #[test]
     fn endpoints_are_normalized_or_refused() {

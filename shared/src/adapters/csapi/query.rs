@@ -1,7 +1,8 @@
 //! The `cases.search` query strings casesync sends. The grammar is Google's (see the
 //! discovery document's `cases.search` `query` parameter), so building and escaping live in
 //! one place where tests pin them down: a wrong quote here would search for the wrong
-//! cases, or make every poll fail with 400.
+//! cases, or make every poll fail with 400. Only forms the document shows are built:
+//! terms joined by ` AND `, `update_time>` with a zoned time, free text as a quoted string.
 
 use chrono::{DateTime, SecondsFormat, Utc};
 
@@ -17,10 +18,13 @@ pub fn updated_since(since: DateTime<Utc>) -> String {
     )
 }
 
-/// `creator.email="a@b.c" "free text"`: cases opened by `email` whose display name,
+/// `creator.email="a@b.c" AND "free text"`: cases opened by `email` whose display name,
 /// description or comments contain `text` (§11.6 looks a counterpart up by its last line).
+///
+/// The document says terms are "separated by `AND`"; a server that reads it literally
+/// refuses juxtaposed terms with 400, which would fail every lookup.
 pub fn creator_and_text(email: &str, text: &str) -> String {
-    format!("creator.email={} {}", quote(email), quote(text))
+    format!("creator.email={} AND {}", quote(email), quote(text))
 }
 
 /// A double-quoted string literal of the query language: backslashes and quotes are
@@ -60,13 +64,18 @@ mod tests {
     }
 
     #[test]
-    fn creator_and_text_quotes_both_terms() {
+    fn creator_and_text_joins_the_quoted_terms_with_and() {
         assert_eq!(
             creator_and_text(
                 "casesync@p.iam.gserviceaccount.com",
                 "casesync: jira case ABC-1"
             ),
-            r#"creator.email="casesync@p.iam.gserviceaccount.com" "casesync: jira case ABC-1""#
+            r#"creator.email="casesync@p.iam.gserviceaccount.com" AND "casesync: jira case ABC-1""#
+        );
+        // Text that looks like an operator stays inside its literal.
+        assert_eq!(
+            creator_and_text("a@b.c", "x AND y OR z"),
+            r#"creator.email="a@b.c" AND "x AND y OR z""#
         );
     }
 
@@ -77,7 +86,7 @@ mod tests {
         assert_eq!(quote(r#"\""#), r#""\\\"""#);
         assert_eq!(
             creator_and_text(r#"odd"@x.com"#, r#"a\"b"#),
-            r#"creator.email="odd\"@x.com" "a\\\"b""#
+            r#"creator.email="odd\"@x.com" AND "a\\\"b""#
         );
     }
 

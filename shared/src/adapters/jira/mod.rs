@@ -8,7 +8,10 @@
 //!   the label and then checks the field;
 //! - bodies travel as ADF (`adf`), and JQL dates are minutes in the site's time zone
 //!   (`jql`), read from `/rest/api/3/myself` at connect;
-//! - comments are listed newest first, so a listing stops once it reaches `since`.
+//! - comments are listed newest first, so a listing stops once it reaches `since`;
+//! - a JQL search is built only from casesync's code and configuration, so Jira refusing
+//!   one (400 for JQL it cannot read, a project that does not exist) is systemic
+//!   ([`PortError::of_own_request`]), never a reason to dead-letter the case.
 
 pub mod adf;
 pub mod client;
@@ -175,7 +178,8 @@ impl JiraCrm {
                     &[],
                     Some(&body),
                 )
-                .await?;
+                .await
+                .map_err(PortError::of_own_request)?;
             for issue in page.issues {
                 // An issue updated while the pages are read can show up twice; keep the
                 // newest copy.
@@ -545,5 +549,92 @@ impl Crm for JiraCrm {
             .first()
             .ok_or_else(|| undecodable(OP, format!("no attachment in the reply for issue {id}")))?;
         mapping::to_attachment(OP, &self.me, first)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::ErrorClass;
+    use std::io::{Read, Write};
+
+    /// A server that answers every request with `status` and `body`, each request read
+    /// to its end first so the client sees the answer rather than a reset.
+    fn answering(status: u16, body: &'static str) -> String {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        std::thread::spawn(move || {
+            for mut stream in listener.incoming().flatten() {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 8192];
+                loop {
+                    let n = stream.read(&mut chunk).unwrap_or(0);
+                    if n == 0 {
+                        break;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                    let text = String::from_utf8_lossy(&buf).to_ascii_lowercase();
+                    if let Some(end) = text.find("\r\n\r\n") {
+                        let len = text[..end]
+                            .lines()
+                            .find_map(|l| l.strip_prefix("content-length:"))
+                            .and_then(|v| v.trim().parse::<usize>().ok())
+                            .unwrap_or(0);
+                        if buf.len() >= end + 4 + len {
+                            break;
+                        }
+                    }
+                }
+                let reply = format!(
+                    "HTTP/1.1 {status} Answer\r\ncontent-type: application/json\r\n\
+                     content-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = stream.write_all(reply.as_bytes());
+            }
+        });
+        format!("http://{addr}")
+    }
+
+    fn jira_at(base_url: &str) -> JiraCrm {
+        let config = JiraConfig::new(JiraSite {
+            base_url,
+            auth: JiraAuth::Basic {
+                email: "casesync@example.com".into(),
+                api_token: Secret::new("token"),
+            },
+            project_key: "SUP",
+            issue_type: "Service Request",
+            sync_flag_field: "customfield_10050",
+            google_case_field: "customfield_10051",
+        });
+        JiraCrm::with_site(
+            config,
+            SiteInfo {
+                account_id: "casesync-account".into(),
+                time_zone: Tz::UTC,
+            },
+        )
+        .unwrap()
+    }
+
+    const BAD_JQL: &str = r#"{"errorMessages":["Error in the JQL Query"],"errors":{}}"#;
+
+    #[tokio::test]
+    async fn a_refused_search_is_systemic_not_permanent() {
+        let jira = jira_at(&answering(400, BAD_JQL));
+        let e = jira.search_updated_since(Utc::now()).await.unwrap_err();
+        assert_eq!(e.class(), ErrorClass::Systemic, "{e:?}");
+        assert!(e.to_string().contains("HTTP 400"), "{e}");
+        let key = GoogleCaseKey::from_case_name("projects/p/cases/123").unwrap();
+        let e = jira.find_by_google_case(&key).await.unwrap_err();
+        assert_eq!(e.class(), ErrorClass::Systemic, "{e:?}");
+    }
+
+    #[tokio::test]
+    async fn a_refused_write_stays_permanent() {
+        let jira = jira_at(&answering(400, BAD_JQL));
+        let e = jira.add_comment("10042", "hello").await.unwrap_err();
+        assert_eq!(e.class(), ErrorClass::Permanent, "{e:?}");
     }
 }

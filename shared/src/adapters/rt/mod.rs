@@ -13,7 +13,10 @@
 //! - RT reopens a closed ticket on correspondence: on a closed ticket casesync comments;
 //! - times are whole seconds and TicketSQL reads dates in the user's zone: the search
 //!   floors `since` in the configured zone and removes duplicates;
-//! - paging totals are missing for non-root users: listings page until a short page.
+//! - paging totals are missing for non-root users: listings page until a short page;
+//! - a TicketSQL search is built only from casesync's code and configuration, so RT
+//!   refusing one (400 for a query it cannot parse, a misnamed field) is systemic
+//!   ([`PortError::of_own_request`]), never a reason to dead-letter the case.
 //!
 //! Attachments go through transactions: an upload is a Comment (or Correspond) carrying
 //! the file, and a download is the attachment record's base64 content (REST2 has no raw
@@ -334,7 +337,8 @@ impl RtCrm {
                 "/tickets",
                 &[("query", query), ("fields", TICKET_FIELDS.to_string())],
             )
-            .await?;
+            .await
+            .map_err(PortError::of_own_request)?;
         // A ticket can move between pages while they are read; keep its newest copy.
         let mut out: Vec<Value> = Vec::new();
         let mut index: HashMap<String, usize> = HashMap::new();
@@ -802,5 +806,82 @@ impl Crm for RtCrm {
             None => format!("casesync attached {}", upload.filename),
         };
         self.upload_with_comment(id, upload, &comment).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+
+    /// A server that answers every request with `status` and `body`, each request read
+    /// to its end first so the client sees the answer rather than a reset.
+    fn answering(status: u16, body: &'static str) -> String {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        std::thread::spawn(move || {
+            for mut stream in listener.incoming().flatten() {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 8192];
+                loop {
+                    let n = stream.read(&mut chunk).unwrap_or(0);
+                    if n == 0 {
+                        break;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                    let text = String::from_utf8_lossy(&buf).to_ascii_lowercase();
+                    if let Some(end) = text.find("\r\n\r\n") {
+                        let len = text[..end]
+                            .lines()
+                            .find_map(|l| l.strip_prefix("content-length:"))
+                            .and_then(|v| v.trim().parse::<usize>().ok())
+                            .unwrap_or(0);
+                        if buf.len() >= end + 4 + len {
+                            break;
+                        }
+                    }
+                }
+                let reply = format!(
+                    "HTTP/1.1 {status} Answer\r\ncontent-type: application/json\r\n\
+                     content-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = stream.write_all(reply.as_bytes());
+            }
+        });
+        format!("http://{addr}")
+    }
+
+    /// An adapter for the server at `base_url`, without connect's checks of user and queue.
+    fn rt_at(base_url: &str) -> RtCrm {
+        let config = RtConfig::new(base_url, Secret::new("token"), "casesync", "Support");
+        RtCrm {
+            client: RtClient::new(&config).unwrap(),
+            config,
+            me: Identity {
+                name: "casesync".into(),
+                display_name: "casesync".into(),
+            },
+        }
+    }
+
+    const BAD_QUERY: &str = r#"{"message":"Invalid query"}"#;
+
+    #[tokio::test]
+    async fn a_refused_search_is_systemic_not_permanent() {
+        let rt = rt_at(&answering(400, BAD_QUERY));
+        let e = rt.search_updated_since(Utc::now()).await.unwrap_err();
+        assert_eq!(e.class(), ErrorClass::Systemic, "{e:?}");
+        assert!(e.to_string().contains("HTTP 400"), "{e}");
+        let key = GoogleCaseKey::from_case_name("projects/p/cases/123").unwrap();
+        let e = rt.find_by_google_case(&key).await.unwrap_err();
+        assert_eq!(e.class(), ErrorClass::Systemic, "{e:?}");
+    }
+
+    #[tokio::test]
+    async fn a_refused_write_stays_permanent() {
+        let rt = rt_at(&answering(400, BAD_QUERY));
+        let e = rt.add_comment("7", "hello").await.unwrap_err();
+        assert_eq!(e.class(), ErrorClass::Permanent, "{e:?}");
     }
 }

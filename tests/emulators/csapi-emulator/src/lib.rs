@@ -13,7 +13,10 @@
 //! a case's canonical name is `{parent}/cases/{number}` and it answers under any
 //! `projects/*` or `organizations/*` prefix; lists are newest first; closing a closed
 //! case answers the case unchanged; commenting on or patching a closed case is
-//! allowed; search lag shows an older snapshot of each case (see [`store`]).
+//! allowed; search lag shows an older snapshot of each case (see [`store`]). Queries,
+//! filters and page tokens are read as strictly as the document allows ([`query`],
+//! [`pagination`]), so a malformed request fails here rather than at Google; the crate's
+//! README lists each reading.
 
 pub mod control;
 pub mod errors;

@@ -5,18 +5,26 @@
 //! the front instead of shifting offsets: older items are neither skipped nor
 //! repeated. A token is bound to the method, parent and query that produced it; a
 //! token that does not decode, or belongs to another request, is a 400 like Google's.
+//!
+//! Tokens are standard base64 and always contain `+`, `/` and `=`, which a URL query
+//! must carry percent-encoded: a client that pastes a token into a URL by hand breaks
+//! here, and `public_api` rejects the raw form outright (Google's tokens are opaque and
+//! may contain the same characters).
 
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
 
 use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::engine::general_purpose::STANDARD;
 use serde::{Deserialize, Serialize};
 
 use crate::errors::ApiError;
 
 /// Items are ordered by this key, descending (newest first).
 pub type SortKey = (i64, u64);
+
+/// Bytes every token starts with: standard base64 encodes them as `++++////`.
+const MAGIC: [u8; 6] = [0xfb, 0xef, 0xbe, 0xff, 0xff, 0xff];
 
 pub const DEFAULT_PAGE_SIZE: usize = 10;
 pub const MAX_PAGE_SIZE: usize = 100;
@@ -71,8 +79,9 @@ pub fn paginate<T>(
         None => None,
         Some(t) => {
             let invalid = || ApiError::bad_field("page_token", "Invalid page token.");
-            let raw = URL_SAFE_NO_PAD.decode(t).map_err(|_| invalid())?;
-            let c: Cursor = serde_json::from_slice(&raw).map_err(|_| invalid())?;
+            let raw = STANDARD.decode(t).map_err(|_| invalid())?;
+            let json = raw.strip_prefix(&MAGIC[..]).ok_or_else(invalid)?;
+            let c: Cursor = serde_json::from_slice(json).map_err(|_| invalid())?;
             if c.s != scope_h {
                 return Err(ApiError::bad_field(
                     "page_token",
@@ -99,13 +108,22 @@ pub fn paginate<T>(
     let next = match (more, last_key) {
         (true, Some((t, i))) => {
             let c = Cursor { s: scope_h, t, i };
-            serde_json::to_vec(&c)
-                .ok()
-                .map(|b| URL_SAFE_NO_PAD.encode(b))
+            serde_json::to_vec(&c).ok().map(|json| encode_token(&json))
         }
         _ => None,
     };
     Ok((page, next))
+}
+
+/// `MAGIC`, the cursor, and trailing spaces (JSON ignores them) up to a length of
+/// 3n + 1, so the token ends in `==`.
+fn encode_token(json: &[u8]) -> String {
+    let mut raw = MAGIC.to_vec();
+    raw.extend_from_slice(json);
+    while raw.len() % 3 != 1 {
+        raw.push(b' ');
+    }
+    STANDARD.encode(raw)
 }
 
 #[cfg(test)]
@@ -129,6 +147,23 @@ mod tests {
             }
         }
         assert_eq!(seen, (0..25).rev().collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn tokens_need_percent_encoding_in_a_url() {
+        for n in [11, 25, 1000, 123_456] {
+            let (_, next) = paginate(items(n), 10, None, "some scope").unwrap();
+            let t = next.unwrap();
+            assert!(
+                t.starts_with("++++////") && t.ends_with("=="),
+                "{t} needs encoding"
+            );
+            let (page, _) = paginate(items(n), 10, Some(&t), "some scope").unwrap();
+            assert_eq!(page.first(), Some(&(n - 11)));
+        }
+        // The same cursor without its magic prefix is not a token.
+        let bare = STANDARD.encode(format!(r#"{{"s":{},"t":1,"i":1}}"#, scope_hash("s")));
+        assert!(paginate(items(3), 10, Some(&bare), "s").is_err());
     }
 
     #[test]

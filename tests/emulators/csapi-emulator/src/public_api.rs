@@ -5,7 +5,8 @@
 //! cannot express, so one handler routes by hand, exactly along the discovery
 //! document's bindings. Every request is logged and counted before anything else,
 //! then latency and injected faults apply, then the standard and per-method query
-//! parameters are checked (unknown ones are a 400, as at Google), then the method runs.
+//! parameters are checked (unknown ones are a 400, as at Google; so is a page token
+//! that the raw query string carries without percent-encoding), then the method runs.
 
 use std::collections::BTreeMap;
 
@@ -286,6 +287,44 @@ fn check_params(pairs: Vec<(String, String)>, route: &Route) -> Result<Params, A
     })
 }
 
+/// A page token must reach the query string percent-encoded. Form decoding would
+/// quietly turn a raw `+` into a space and read a raw `=` or `/` as itself, so a client
+/// that builds a URL by hand could work here by luck and fail at Google: the raw query
+/// is checked before it is decoded, and only unreserved characters and `%XX` escapes
+/// may make up the token's value.
+fn check_page_token_encoding(raw_query: &str) -> Result<(), ApiError> {
+    for pair in raw_query.split('&') {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        if snake_to_camel(&percent_decode(key)) != "pageToken" {
+            continue;
+        }
+        let bytes = value.as_bytes();
+        let mut i = 0;
+        while i < bytes.len() {
+            let b = bytes[i];
+            if b == b'%'
+                && bytes.get(i + 1).is_some_and(u8::is_ascii_hexdigit)
+                && bytes.get(i + 2).is_some_and(u8::is_ascii_hexdigit)
+            {
+                i += 3;
+                continue;
+            }
+            if !(b.is_ascii_alphanumeric() || b"-._~*".contains(&b)) {
+                return Err(ApiError::bad_field(
+                    "page_token",
+                    format!(
+                        "Invalid page token: the query string carries '{}' unencoded; \
+                         percent-encode the token (e.g. '+' as %2B, '/' as %2F, '=' as %3D).",
+                        char::from(b)
+                    ),
+                ));
+            }
+            i += 1;
+        }
+    }
+    Ok(())
+}
+
 fn json_response(status: StatusCode, v: &Value, pretty: bool) -> Response {
     let body = if pretty {
         serde_json::to_vec_pretty(v)
@@ -398,6 +437,7 @@ fn dispatch(
     headers: &HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
+    check_page_token_encoding(uri.query().unwrap_or(""))?;
     let pairs = Query::<Vec<(String, String)>>::try_from_uri(uri)
         .map_err(|e| ApiError::invalid_argument(format!("Malformed query string: {e}")))?
         .0;
@@ -460,12 +500,12 @@ fn search_classifications(p: &Params) -> Result<Value, ApiError> {
         .iter()
         .enumerate()
         .filter(|(_, (id, name))| {
-            terms.iter().all(|(field, pattern, wildcard)| {
-                let subject = if field == "id" { id } else { name };
-                if *wildcard {
-                    query::glob_match(pattern, subject)
+            terms.iter().all(|term| {
+                let subject = if term.field == "id" { id } else { name };
+                if term.wildcard {
+                    query::glob_match(&term.value, subject)
                 } else {
-                    pattern == subject
+                    term.value == *subject
                 }
             })
         })
@@ -1011,6 +1051,30 @@ mod tests {
         assert_eq!(r(Method::DELETE, "/v2/projects/p/cases/1"), None);
         assert_eq!(r(Method::POST, "/v2/projects/p/cases/1:reopen"), None);
         assert_eq!(r(Method::GET, "/v2/projects//cases/1"), None);
+    }
+
+    #[test]
+    fn page_tokens_must_be_percent_encoded_in_the_raw_query() {
+        for ok in [
+            "",
+            "pageToken=",
+            "pageSize=10&pageToken=%2B%2B%2F%2Fabc%3D%3D",
+            "page_token=abc-._~*",
+            "query=a+b%3D&pageToken=abc",
+        ] {
+            assert!(check_page_token_encoding(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "pageToken=++++////abc==",
+            "pageToken=abc%3D=",
+            "pageSize=10&page_token=a/b",
+            "pageToken=a+b",
+            "pageToken=a%2",
+            "pageToken=a%zz",
+        ] {
+            let e = check_page_token_encoding(bad).unwrap_err();
+            assert_eq!((e.code, e.status), (400, "INVALID_ARGUMENT"), "{bad}");
+        }
     }
 
     #[test]

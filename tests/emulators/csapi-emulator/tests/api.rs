@@ -4,7 +4,7 @@
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-use chrono::{DateTime, FixedOffset, Utc};
+use chrono::{DateTime, FixedOffset, SecondsFormat, Utc};
 use csapi_emulator::{Emulator, EmulatorConfig, NewCustomerCase, RunningEmulator};
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -568,8 +568,12 @@ async fn search_by_update_time_honours_offsets_and_other_terms() {
     let a = env.create_case(PROJECT, "alpha").await;
     let b = env.create_case(PROJECT, "beta").await;
     let c = env.create_case(PROJECT, "gamma").await;
-    // b is updated after a's last update; c is closed afterwards.
-    tokio::time::sleep(Duration::from_millis(5)).await;
+    // b is updated after a's last update; c is closed afterwards. The query takes whole
+    // seconds, so the bound is a's time rounded up, and b and c change after it.
+    let a_time = ts(&a, "updateTime");
+    let bound = DateTime::from_timestamp(a_time.timestamp() + 1, 0).unwrap();
+    let wait = (bound - Utc::now()).to_std().unwrap_or_default() + Duration::from_millis(20);
+    tokio::time::sleep(wait).await;
     let r = env
         .post(
             &format!("/v2/{}/comments", name(&b)),
@@ -584,7 +588,6 @@ async fn search_by_update_time_honours_offsets_and_other_terms() {
     assert_eq!(r.status, 200);
     assert_eq!(r.json["state"], "CLOSED");
 
-    let a_time = ts(&a, "updateTime");
     let search = format!("/v2/{ORG}/cases:search");
     let names = |r: &Reply| -> Vec<String> {
         r.json["cases"]
@@ -594,7 +597,9 @@ async fn search_by_update_time_honours_offsets_and_other_terms() {
     };
     for offset in [0, -7 * 3600, 5 * 3600 + 1800] {
         let tz = FixedOffset::east_opt(offset).unwrap();
-        let t = a_time.with_timezone(&tz).to_rfc3339();
+        let t = bound
+            .with_timezone(&tz)
+            .to_rfc3339_opts(SecondsFormat::Secs, true);
         let q = format!(r#"update_time>"{t}""#);
         let r = env.get(&search, &[("query", &q)]).await;
         assert_eq!(r.status, 200, "{q}: {}", r.json);
@@ -604,17 +609,14 @@ async fn search_by_update_time_honours_offsets_and_other_terms() {
             got.contains(&name(&b)) && got.contains(&name(&c)),
             "{q}: {got:?}"
         );
-        let q = format!(r#"update_time>="{t}""#);
-        let got = names(&env.get(&search, &[("query", &q)]).await);
-        assert!(got.contains(&name(&a)), "{q}: inclusive");
     }
-    let t = a_time.to_rfc3339();
+    let t = bound.to_rfc3339_opts(SecondsFormat::Secs, true);
     let q = format!(r#"update_time>"{t}" AND state=OPEN"#);
     assert_eq!(
         names(&env.get(&search, &[("query", &q)]).await),
         vec![name(&b)]
     );
-    let q = format!(r#"state=CLOSED update_time>"{t}""#);
+    let q = format!(r#"state=CLOSED AND update_time>"{t}""#);
     assert_eq!(
         names(&env.get(&search, &[("query", &q)]).await),
         vec![name(&c)]
@@ -632,6 +634,137 @@ async fn search_by_update_time_honours_offsets_and_other_terms() {
             .await,
     );
     assert_eq!(got.len(), 3);
+}
+
+/// The discovery document read literally: each form it does not show is Google's 400
+/// INVALID_ARGUMENT naming the `query` parameter (see the README for each reading).
+#[tokio::test]
+async fn search_queries_are_read_strictly() {
+    let env = Env::new().await;
+    let case = env.create_case(PROJECT, "casesync: rt case 4").await;
+    let search = format!("/v2/{PROJECT}/cases:search");
+    let rejected: &[(&str, &str)] = &[
+        (
+            "juxtaposed terms without AND",
+            r#"creator.email="casesync@demo-project.iam.gserviceaccount.com" "casesync: rt case 4""#,
+        ),
+        ("lower-case and", "state=OPEN and priority=P3"),
+        ("lower-case or", "priority=P3 or priority=P0"),
+        ("OR outside priority terms", "state=OPEN OR state=CLOSED"),
+        (
+            "a bare OR group joined with AND",
+            "state=OPEN AND priority=P0 OR priority=P3",
+        ),
+        ("quoted state", r#"state="OPEN""#),
+        ("quoted priority", r#"priority="P3""#),
+        (
+            "camelCase updateTime",
+            r#"updateTime>"2020-01-01T00:00:00Z""#,
+        ),
+        (
+            ">= on update_time",
+            r#"update_time>="2020-01-01T00:00:00Z""#,
+        ),
+        ("= on update_time", r#"update_time="2020-01-01T00:00:00Z""#),
+        ("< on update_time", r#"update_time<"2099-01-01T00:00:00Z""#),
+        (
+            "update_time without a zone",
+            r#"update_time>"2020-01-01T00:00:00""#,
+        ),
+        ("unknown field", r#"display_name="x""#),
+        ("v2beta field", r#"project="projects/demo-project""#),
+        ("unquoted free text", "casesync"),
+        ("whitespace inside a term", "state = OPEN"),
+    ];
+    for (label, q) in rejected {
+        let r = env.get(&search, &[("query", q)]).await;
+        assert_eq!(r.status, 400, "{label}: {q}: {}", r.json);
+        assert_eq!(r.json["error"]["code"], 400, "{label}: {}", r.json);
+        assert_eq!(r.json["error"]["status"], "INVALID_ARGUMENT", "{label}");
+        assert_eq!(
+            r.json["error"]["details"][0]["fieldViolations"][0]["field"], "query",
+            "{label}: {}",
+            r.json
+        );
+    }
+    let accepted = [
+        format!(r#"creator.email="{CALLER}" AND "casesync: rt case 4""#),
+        r#""casesync: rt case 4" AND state=OPEN"#.to_string(),
+        "state=OPEN AND (priority=P0 OR priority=P3)".to_string(),
+        r#"update_time>"2020-01-01T00:00:00-05:00" AND state=OPEN"#.to_string(),
+    ];
+    for q in &accepted {
+        let r = env.get(&search, &[("query", q)]).await;
+        assert_eq!(r.status, 200, "{q}: {}", r.json);
+        assert_eq!(r.json["cases"][0]["name"], case["name"], "{q}: {}", r.json);
+    }
+    // The list filter has no free text and no update_time.
+    let list = format!("/v2/{PROJECT}/cases");
+    for q in [
+        r#"creator.email="x@example.com" AND "text""#,
+        r#"update_time>"2020-01-01T00:00:00Z""#,
+        "state=OPEN and priority=P3",
+    ] {
+        let r = env.get(&list, &[("filter", q)]).await;
+        assert_eq!(r.status, 400, "{q}: {}", r.json);
+        assert_eq!(r.json["error"]["status"], "INVALID_ARGUMENT");
+    }
+    let r = env
+        .get(
+            &list,
+            &[(
+                "filter",
+                &format!(r#"state=OPEN AND creator.email="{CALLER}""#),
+            )],
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.json);
+    assert_eq!(r.json["cases"][0]["name"], case["name"]);
+}
+
+/// Page tokens carry `+`, `/` and `=`: sent percent-encoded they work, pasted raw into
+/// the query string they are refused, whatever a lenient decoder would make of them.
+#[tokio::test]
+async fn page_tokens_must_be_percent_encoded() {
+    let env = Env::new().await;
+    for i in 0..3 {
+        env.customer_case(&format!("case {i}"));
+    }
+    let paths = [
+        format!("/v2/{PROJECT}/cases:search"),
+        format!("/v2/{PROJECT}/cases"),
+        "/v2/caseClassifications:search".to_string(),
+    ];
+    for path in &paths {
+        let r = env.get(path, &[("pageSize", "1")]).await;
+        assert_eq!(r.status, 200, "{path}: {}", r.json);
+        let token = r.json["nextPageToken"].as_str().unwrap().to_string();
+        assert!(
+            token.contains('+') && token.contains('/') && token.contains('='),
+            "{path}: the token exercises encoding: {token}"
+        );
+        // Encoded (reqwest's .query() does it): the next page.
+        let r = env
+            .get(path, &[("pageSize", "1"), ("pageToken", &token)])
+            .await;
+        assert_eq!(r.status, 200, "{path}: {}", r.json);
+        // Raw, as a hand-built URL would carry it.
+        for key in ["pageToken", "page_token"] {
+            let url = env.url(&format!("{path}?pageSize=1&{key}={token}"));
+            assert!(url.contains(&token), "the URL keeps the token raw: {url}");
+            let r = env.send(env.http.get(url)).await;
+            assert_eq!(r.status, 400, "{path} {key}: {}", r.json);
+            assert_eq!(r.json["error"]["status"], "INVALID_ARGUMENT");
+            assert!(
+                r.json["error"]["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("percent-encode"),
+                "{}",
+                r.json
+            );
+        }
+    }
 }
 
 #[tokio::test]
