@@ -70,6 +70,12 @@ pub enum PortError {
     /// Input that can never succeed, such as a malformed sync message.
     #[error("invalid input: {0}")]
     Invalid(String),
+
+    /// A create took effect but a later part of it failed (RT creates a ticket and refuses a
+    /// custom field with 200): the caller must record `id` before anything else can fail,
+    /// or the next attempt makes a second counterpart (§7.3).
+    #[error("created {id}, but: {cause}")]
+    PartlyApplied { id: String, cause: Box<PortError> },
 }
 
 impl PortError {
@@ -79,11 +85,30 @@ impl PortError {
             PortError::Failed { class, .. } => *class,
             PortError::LeaseHeld { .. } | PortError::LeaseLost { .. } => ErrorClass::Retryable,
             PortError::Config(_) => ErrorClass::Systemic,
+            PortError::PartlyApplied { cause, .. } => cause.class(),
         }
     }
 
     pub fn is_not_found(&self) -> bool {
         matches!(self, PortError::NotFound { .. })
+    }
+
+    /// The HTTP status of the answer, when the failure was one.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            PortError::Failed { status, .. } => *status,
+            PortError::NotFound { .. } => Some(404),
+            PortError::PartlyApplied { cause, .. } => cause.status(),
+            _ => None,
+        }
+    }
+
+    /// The lease of this sync is gone or held by another: stop before the next write.
+    pub fn is_lease_conflict(&self) -> bool {
+        matches!(
+            self,
+            PortError::LeaseHeld { .. } | PortError::LeaseLost { .. }
+        )
     }
 
     pub fn retry_after(&self) -> Option<Duration> {

@@ -136,6 +136,9 @@ pub trait MappingStore: Send + Sync {
     /// `holder` holds the lease (`PortError::LeaseLost` otherwise). A key that already names
     /// another mapping is a permanent error.
     async fn save_synced(&self, mapping: &CaseMapping, holder: &str) -> PortResult<()>;
+    /// Moves the lease's expiry to `until` while `holder` still holds it
+    /// (`PortError::LeaseLost` otherwise), so a long sync never overlaps a redelivery.
+    async fn renew_lease(&self, id: &str, holder: &str, until: DateTime<Utc>) -> PortResult<()>;
     /// Drops the lease if `holder` still holds it.
     async fn release_lease(&self, id: &str, holder: &str) -> PortResult<()>;
     /// Records that a poll enqueued a sync of one side. Keeps the latest time: a sync that

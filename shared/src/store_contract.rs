@@ -50,6 +50,9 @@ pub fn all_checks() -> Vec<(&'static str, StoreCheck)> {
         ("release_lease_only_by_its_holder", |s| {
             Box::pin(release_lease_only_by_its_holder(s))
         }),
+        ("renew_lease_only_by_its_holder", |s| {
+            Box::pin(renew_lease_only_by_its_holder(s))
+        }),
         ("mark_pending_keeps_the_latest", |s| {
             Box::pin(mark_pending_keeps_the_latest(s))
         }),
@@ -282,6 +285,7 @@ pub async fn a_full_mapping_round_trips(store: &dyn MappingStore) {
             outcome: LedgerOutcome::Mirrored,
             target_id: Some("10001".into()),
             attempted_at: t(8),
+            reason: None,
         },
     );
     m.attachment_ledger.insert(
@@ -290,6 +294,7 @@ pub async fn a_full_mapping_round_trips(store: &dyn MappingStore) {
             outcome: LedgerOutcome::Attempted,
             target_id: None,
             attempted_at: t(9) + Duration::milliseconds(1),
+            reason: None,
         },
     );
     insert(C, store, &m).await;
@@ -317,6 +322,7 @@ pub async fn a_full_mapping_round_trips(store: &dyn MappingStore) {
             outcome: LedgerOutcome::Skipped,
             target_id: None,
             attempted_at: t(12),
+            reason: None,
         },
     );
     ok(C, "save_synced", store.save_synced(&leased, "h").await);
@@ -608,6 +614,37 @@ pub async fn release_lease_only_by_its_holder(store: &dyn MappingStore) {
     match store.save_synced(&m, "a").await {
         Err(PortError::LeaseLost { .. }) => {}
         other => panic!("store contract `{C}`: a released holder's save: {other:?}"),
+    }
+}
+
+/// A long sync renews its lease while it holds it; once another delivery took the lease over,
+/// renewing is refused, so the old sync stops before its next write (issue 11 §3.8).
+pub async fn renew_lease_only_by_its_holder(store: &dyn MappingStore) {
+    const C: &str = "renew_lease_only_by_its_holder";
+    let (m, _, _) = linked_mapping();
+    insert(C, store, &m).await;
+    lease(C, store, &m.id, "a", t(10), t(0)).await;
+    ok(C, "renew_lease", store.renew_lease(&m.id, "a", t(20)).await);
+    let renewed = must_get(C, store, &m.id).await.lease;
+    assert_eq!(
+        renewed.map(|l| (l.holder, l.until)),
+        Some(("a".to_string(), t(20))),
+        "store contract `{C}`: the holder's renewal"
+    );
+    // A second delivery sees the renewed lease as live at t(15).
+    match store.acquire_lease(&m.id, "b", t(30), t(15)).await {
+        Err(PortError::LeaseHeld { .. }) => {}
+        other => panic!("store contract `{C}`: lease taken despite renewal: {other:?}"),
+    }
+    // Past the renewed expiry another delivery takes it; the old holder cannot renew.
+    lease(C, store, &m.id, "b", t(40), t(21)).await;
+    match store.renew_lease(&m.id, "a", t(50)).await {
+        Err(PortError::LeaseLost { .. }) => {}
+        other => panic!("store contract `{C}`: a stranger renewed the lease: {other:?}"),
+    }
+    match store.renew_lease("no-such-mapping", "a", t(50)).await {
+        Err(PortError::LeaseLost { .. }) => {}
+        other => panic!("store contract `{C}`: renewed a missing mapping: {other:?}"),
     }
 }
 
@@ -1231,6 +1268,14 @@ mod tests {
         async fn save_synced(&self, m: &CaseMapping, holder: &str) -> PortResult<()> {
             self.0.save_synced(m, holder).await?;
             self.0.clear_pending(&m.id, Side::Company, t(100_000)).await
+        }
+        async fn renew_lease(
+            &self,
+            id: &str,
+            holder: &str,
+            until: DateTime<Utc>,
+        ) -> PortResult<()> {
+            self.0.renew_lease(id, holder, until).await
         }
         async fn release_lease(&self, id: &str, holder: &str) -> PortResult<()> {
             self.0.release_lease(id, holder).await

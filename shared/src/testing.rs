@@ -31,10 +31,20 @@ pub struct Faults {
     state: Mutex<FaultState>,
 }
 
+/// Something a test does at the moment a call starts (a person acting mid-sync).
+struct Hook(Box<dyn FnOnce() + Send>);
+
+impl std::fmt::Debug for Hook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Hook")
+    }
+}
+
 #[derive(Debug, Default)]
 struct FaultState {
     calls: HashMap<String, usize>,
     plans: Vec<(String, usize, Fault)>,
+    hooks: Vec<(String, usize, Hook)>,
 }
 
 impl Faults {
@@ -43,6 +53,15 @@ impl Faults {
         let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
         let base = s.calls.get(operation).copied().unwrap_or(0);
         s.plans.push((operation.to_string(), base + nth, fault));
+    }
+
+    /// Runs `action` when call number `nth` (1-based, counted from now on) of `operation`
+    /// starts, before it takes effect: a person acting while a sync runs.
+    pub fn before_call(&self, operation: &str, nth: usize, action: impl FnOnce() + Send + 'static) {
+        let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let base = s.calls.get(operation).copied().unwrap_or(0);
+        s.hooks
+            .push((operation.to_string(), base + nth, Hook(Box::new(action))));
     }
 
     /// The next `count` calls of `operation` fail with a retryable 503.
@@ -71,23 +90,42 @@ impl Faults {
         s.calls.get(operation).copied().unwrap_or(0)
     }
 
-    /// Counts a call; returns a fault planned for it.
+    /// Counts a call; runs a hook planned for it; returns a fault planned for it.
     fn enter(&self, operation: &str) -> Option<Fault> {
-        let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        let n = {
-            let c = s.calls.entry(operation.to_string()).or_insert(0);
-            *c += 1;
-            *c
+        let (hook, fault) = {
+            let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            let n = {
+                let c = s.calls.entry(operation.to_string()).or_insert(0);
+                *c += 1;
+                *c
+            };
+            let hook = s
+                .hooks
+                .iter()
+                .position(|(op, at, _)| op == operation && *at == n)
+                .map(|pos| s.hooks.remove(pos).2);
+            let fault = s
+                .plans
+                .iter()
+                .position(|(op, at, _)| op == operation && *at == n)
+                .map(|pos| s.plans.remove(pos).2);
+            (hook, fault)
         };
-        let pos = s
-            .plans
-            .iter()
-            .position(|(op, at, _)| op == operation && *at == n)?;
-        Some(s.plans.remove(pos).2)
+        // Outside the lock: the hook may call into the doubles.
+        if let Some(Hook(action)) = hook {
+            action();
+        }
+        fault
     }
 
-    /// Runs `effect` under the planned fault of this call, if any.
-    fn run<T>(&self, operation: &str, effect: impl FnOnce() -> PortResult<T>) -> PortResult<T> {
+    /// Yields to the runtime first, as every real call does, so concurrent syncs on the
+    /// doubles really interleave; then runs `effect` under the planned fault of this call.
+    async fn run<T>(
+        &self,
+        operation: &str,
+        effect: impl FnOnce() -> PortResult<T>,
+    ) -> PortResult<T> {
+        tokio::task::yield_now().await;
         match self.enter(operation) {
             None => effect(),
             Some(Fault::Fail(e)) => Err(e),
@@ -101,6 +139,17 @@ impl Faults {
 
 fn unavailable(operation: &str) -> PortError {
     PortError::from_http(operation, 503, "injected fault: service unavailable", None)
+}
+
+/// What RT answers when it refuses a custom field: 200, and a refusal in its messages.
+fn field_refused(operation: &str) -> PortError {
+    PortError::Failed {
+        operation: operation.to_string(),
+        class: crate::error::ErrorClass::Systemic,
+        status: Some(200),
+        message: "the CRM answered 200 but did not apply the Google-name field".into(),
+        retry_after: None,
+    }
 }
 
 fn not_found(operation: &str, what: &str) -> PortError {
@@ -163,6 +212,8 @@ pub struct MemorySupportApi {
     clock: Arc<dyn Clock>,
     pub faults: Faults,
     pub caller: GoogleActor,
+    /// Cases created less than this long ago are missing from `cases.search`: its index lags.
+    search_lag: Mutex<chrono::Duration>,
 }
 
 impl MemorySupportApi {
@@ -180,6 +231,7 @@ impl MemorySupportApi {
                 email: Some(caller_email.into()),
                 google_support: false,
             },
+            search_lag: Mutex::new(chrono::Duration::zero()),
         }
     }
 
@@ -226,6 +278,17 @@ impl MemorySupportApi {
     }
 
     /// A customer opens a case in the Google console.
+    /// From now on `cases.search` misses cases created less than `lag` ago.
+    pub fn set_search_lag(&self, lag: chrono::Duration) {
+        *self.search_lag.lock().unwrap_or_else(|e| e.into_inner()) = lag;
+    }
+
+    /// Whether search shows a case created at `created` yet.
+    fn indexed(&self, created: DateTime<Utc>) -> bool {
+        let lag = *self.search_lag.lock().unwrap_or_else(|e| e.into_inner());
+        created + lag <= self.clock.now()
+    }
+
     pub fn open_case_as_customer(
         &self,
         parent: &str,
@@ -381,13 +444,15 @@ impl MemorySupportApi {
 #[async_trait]
 impl SupportApi for MemorySupportApi {
     async fn get_case(&self, name: &str) -> PortResult<GoogleCase> {
-        self.faults.run("cases.get", || {
-            self.lock()
-                .cases
-                .get(&Self::number_of(name))
-                .map(|c| c.case.clone())
-                .ok_or_else(|| not_found("cases.get", name))
-        })
+        self.faults
+            .run("cases.get", || {
+                self.lock()
+                    .cases
+                    .get(&Self::number_of(name))
+                    .map(|c| c.case.clone())
+                    .ok_or_else(|| not_found("cases.get", name))
+            })
+            .await
     }
 
     async fn search_cases_updated_since(
@@ -399,15 +464,17 @@ impl SupportApi for MemorySupportApi {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .push(since);
-        self.faults.run("cases.search", || {
-            Ok(self
-                .lock()
-                .cases
-                .values()
-                .filter(|c| c.case.update_time > since)
-                .map(|c| c.case.clone())
-                .collect())
-        })
+        self.faults
+            .run("cases.search", || {
+                Ok(self
+                    .lock()
+                    .cases
+                    .values()
+                    .filter(|c| c.case.update_time > since && self.indexed(c.case.create_time))
+                    .map(|c| c.case.clone())
+                    .collect())
+            })
+            .await
     }
 
     async fn find_cases_by_creator_and_text(
@@ -416,55 +483,66 @@ impl SupportApi for MemorySupportApi {
         creator_email: &str,
         text: &str,
     ) -> PortResult<Vec<GoogleCase>> {
-        self.faults.run("cases.search", || {
-            Ok(self
-                .lock()
-                .cases
-                .values()
-                .filter(|c| {
-                    c.case.creator.email.as_deref() == Some(creator_email)
-                        && c.case.description.contains(text)
-                })
-                .map(|c| c.case.clone())
-                .collect())
-        })
+        self.faults
+            .run("cases.search", || {
+                Ok(self
+                    .lock()
+                    .cases
+                    .values()
+                    .filter(|c| {
+                        c.case.creator.email.as_deref() == Some(creator_email)
+                            && c.case.description.contains(text)
+                            && self.indexed(c.case.create_time)
+                    })
+                    .map(|c| c.case.clone())
+                    .collect())
+            })
+            .await
     }
 
     async fn create_case(&self, parent: &str, case: &NewGoogleCase) -> PortResult<GoogleCase> {
-        self.faults.run("cases.create", || {
-            Ok(self.insert_case(parent, case, self.caller.clone(), None))
-        })
+        self.faults
+            .run("cases.create", || {
+                Ok(self.insert_case(parent, case, self.caller.clone(), None))
+            })
+            .await
     }
 
     async fn update_priority(&self, name: &str, priority: Priority) -> PortResult<GoogleCase> {
-        self.faults.run("cases.patch", || {
-            self.modify(&Self::number_of(name), |c, _, _| {
-                c.case.priority = priority;
-                c.case.clone()
+        self.faults
+            .run("cases.patch", || {
+                self.modify(&Self::number_of(name), |c, _, _| {
+                    c.case.priority = priority;
+                    c.case.clone()
+                })
             })
-        })
+            .await
     }
 
     async fn close_case(&self, name: &str) -> PortResult<GoogleCase> {
-        self.faults.run("cases.close", || {
-            self.modify(&Self::number_of(name), |c, _, _| {
-                c.case.closed = true;
-                c.case.clone()
+        self.faults
+            .run("cases.close", || {
+                self.modify(&Self::number_of(name), |c, _, _| {
+                    c.case.closed = true;
+                    c.case.clone()
+                })
             })
-        })
+            .await
     }
 
     async fn list_comments(&self, case_name: &str) -> PortResult<Vec<GoogleComment>> {
-        self.faults.run("cases.comments.list", || {
-            let s = self.lock();
-            let c = s
-                .cases
-                .get(&Self::number_of(case_name))
-                .ok_or_else(|| not_found("cases.comments.list", case_name))?;
-            let mut out = c.comments.clone();
-            out.sort_by_key(|c| c.create_time);
-            Ok(out)
-        })
+        self.faults
+            .run("cases.comments.list", || {
+                let s = self.lock();
+                let c = s
+                    .cases
+                    .get(&Self::number_of(case_name))
+                    .ok_or_else(|| not_found("cases.comments.list", case_name))?;
+                let mut out = c.comments.clone();
+                out.sort_by_key(|c| c.create_time);
+                Ok(out)
+            })
+            .await
     }
 
     async fn create_comment(&self, case_name: &str, body: &str) -> PortResult<GoogleComment> {
@@ -476,32 +554,39 @@ impl SupportApi for MemorySupportApi {
                 None,
             ));
         }
-        self.faults.run("cases.comments.create", || {
-            self.comment_as(case_name, self.caller.clone(), body)
-        })
+        self.faults
+            .run("cases.comments.create", || {
+                self.comment_as(case_name, self.caller.clone(), body)
+            })
+            .await
     }
 
     async fn list_attachments(&self, case_name: &str) -> PortResult<Vec<GoogleAttachment>> {
-        self.faults.run("cases.attachments.list", || {
-            let s = self.lock();
-            let c = s
-                .cases
-                .get(&Self::number_of(case_name))
-                .ok_or_else(|| not_found("cases.attachments.list", case_name))?;
-            Ok(c.attachments.iter().map(|(a, _)| a.clone()).collect())
-        })
+        self.faults
+            .run("cases.attachments.list", || {
+                let s = self.lock();
+                let c = s
+                    .cases
+                    .get(&Self::number_of(case_name))
+                    .ok_or_else(|| not_found("cases.attachments.list", case_name))?;
+                Ok(c.attachments.iter().map(|(a, _)| a.clone()).collect())
+            })
+            .await
     }
 
     async fn download_attachment(&self, attachment: &GoogleAttachment) -> PortResult<ByteStream> {
-        let data = self.faults.run("media.download", || {
-            let s = self.lock();
-            s.cases
-                .values()
-                .flat_map(|c| c.attachments.iter())
-                .find(|(a, _)| a.name == attachment.name)
-                .map(|(_, d)| d.clone())
-                .ok_or_else(|| not_found("media.download", &attachment.name))
-        })?;
+        let data = self
+            .faults
+            .run("media.download", || {
+                let s = self.lock();
+                s.cases
+                    .values()
+                    .flat_map(|c| c.attachments.iter())
+                    .find(|(a, _)| a.name == attachment.name)
+                    .map(|(_, d)| d.clone())
+                    .ok_or_else(|| not_found("media.download", &attachment.name))
+            })
+            .await?;
         Ok(stream_of(data))
     }
 
@@ -511,15 +596,17 @@ impl SupportApi for MemorySupportApi {
         upload: AttachmentUpload,
     ) -> PortResult<GoogleAttachment> {
         let data = collect(upload.body).await?;
-        self.faults.run("media.upload", || {
-            self.attach_as(
-                case_name,
-                self.caller.clone(),
-                &upload.filename,
-                &upload.mime_type,
-                data,
-            )
-        })
+        self.faults
+            .run("media.upload", || {
+                self.attach_as(
+                    case_name,
+                    self.caller.clone(),
+                    &upload.filename,
+                    &upload.mime_type,
+                    data,
+                )
+            })
+            .await
     }
 
     async fn classification_exists(&self, classification_id: &str) -> PortResult<bool> {
@@ -550,6 +637,9 @@ pub struct MemoryCrm {
     pub faults: Faults,
     /// Report case update times in whole seconds, as Request Tracker's `LastUpdated` does.
     whole_second_update_times: std::sync::atomic::AtomicBool,
+    /// Refuse writes of the Google-name field, as RT does for a value it rejects: a create
+    /// still creates the case, without the field, and says so.
+    refuse_google_name_field: std::sync::atomic::AtomicBool,
 }
 
 pub const CONNECTOR_NAME: &str = "casesync";
@@ -565,7 +655,19 @@ impl MemoryCrm {
             clock,
             faults: Faults::default(),
             whole_second_update_times: std::sync::atomic::AtomicBool::new(false),
+            refuse_google_name_field: std::sync::atomic::AtomicBool::new(false),
         }
+    }
+
+    /// While on, the CRM refuses the Google-name field on create and on update.
+    pub fn refuse_google_name_field(&self, on: bool) {
+        self.refuse_google_name_field
+            .store(on, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    fn refuses_google_name_field(&self) -> bool {
+        self.refuse_google_name_field
+            .load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// From now on case update times have whole seconds only, like RT's `LastUpdated`.
@@ -765,13 +867,15 @@ impl Crm for MemoryCrm {
     }
 
     async fn get_case(&self, id: &str) -> PortResult<CrmCase> {
-        self.faults.run("get_case", || {
-            self.lock()
-                .cases
-                .get(id)
-                .map(|c| c.case.clone())
-                .ok_or_else(|| not_found("get_case", id))
-        })
+        self.faults
+            .run("get_case", || {
+                self.lock()
+                    .cases
+                    .get(id)
+                    .map(|c| c.case.clone())
+                    .ok_or_else(|| not_found("get_case", id))
+            })
+            .await
     }
 
     async fn search_updated_since(&self, since: DateTime<Utc>) -> PortResult<Vec<CrmCase>> {
@@ -779,66 +883,95 @@ impl Crm for MemoryCrm {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .push(since);
-        self.faults.run("search", || {
-            Ok(self
-                .lock()
-                .cases
-                .values()
-                .filter(|c| c.case.sync_flag && c.case.updated_at >= since)
-                .map(|c| c.case.clone())
-                .collect())
-        })
+        self.faults
+            .run("search", || {
+                Ok(self
+                    .lock()
+                    .cases
+                    .values()
+                    .filter(|c| c.case.sync_flag && c.case.updated_at >= since)
+                    .map(|c| c.case.clone())
+                    .collect())
+            })
+            .await
     }
 
     async fn find_by_google_case(&self, key: &GoogleCaseKey) -> PortResult<Option<CrmCase>> {
-        self.faults.run("search", || {
-            Ok(self
-                .lock()
-                .cases
-                .values()
-                .find(|c| {
-                    c.case
-                        .google_case_name
-                        .as_deref()
-                        .and_then(|n| GoogleCaseKey::from_case_name(n).ok())
-                        .as_ref()
-                        == Some(key)
-                })
-                .map(|c| c.case.clone()))
-        })
+        self.faults
+            .run("search", || {
+                Ok(self
+                    .lock()
+                    .cases
+                    .values()
+                    .find(|c| {
+                        c.case
+                            .google_case_name
+                            .as_deref()
+                            .and_then(|n| GoogleCaseKey::from_case_name(n).ok())
+                            .as_ref()
+                            == Some(key)
+                    })
+                    .map(|c| c.case.clone()))
+            })
+            .await
     }
 
     async fn create_case(&self, case: &NewCrmCase) -> PortResult<CrmCase> {
-        self.faults.run("create_case", || {
-            Ok(self.insert(
-                &case.summary,
-                &case.description,
-                case.priority,
-                true,
-                Some(case.google_case_name.clone()),
-                None,
-            ))
-        })
+        self.faults
+            .run("create_case", || {
+                if self.refuses_google_name_field() {
+                    let created = self.insert(
+                        &case.summary,
+                        &case.description,
+                        case.priority,
+                        true,
+                        None,
+                        None,
+                    );
+                    return Err(PortError::PartlyApplied {
+                        id: created.id,
+                        cause: Box::new(field_refused("create_case")),
+                    });
+                }
+                Ok(self.insert(
+                    &case.summary,
+                    &case.description,
+                    case.priority,
+                    true,
+                    Some(case.google_case_name.clone()),
+                    None,
+                ))
+            })
+            .await
     }
 
     async fn set_google_case_name(&self, id: &str, google_case_name: &str) -> PortResult<()> {
-        self.faults.run("update_case", || {
-            self.modify(id, |c, _, _| {
-                c.case.google_case_name = Some(google_case_name.into())
+        self.faults
+            .run("update_case", || {
+                if self.refuses_google_name_field() {
+                    return Err(field_refused("set_google_case_name"));
+                }
+                self.modify(id, |c, _, _| {
+                    c.case.google_case_name = Some(google_case_name.into())
+                })
             })
-        })
+            .await
     }
 
     async fn set_priority(&self, id: &str, priority: Priority) -> PortResult<()> {
-        self.faults.run("update_case", || {
-            self.modify(id, |c, _, _| c.case.priority = Some(priority))
-        })
+        self.faults
+            .run("update_case", || {
+                self.modify(id, |c, _, _| c.case.priority = Some(priority))
+            })
+            .await
     }
 
     async fn close_case(&self, id: &str) -> PortResult<()> {
-        self.faults.run("close_case", || {
-            self.modify(id, |c, _, _| c.case.closed = true)
-        })
+        self.faults
+            .run("close_case", || {
+                self.modify(id, |c, _, _| c.case.closed = true)
+            })
+            .await
     }
 
     async fn list_comments(
@@ -846,38 +979,44 @@ impl Crm for MemoryCrm {
         id: &str,
         since: Option<DateTime<Utc>>,
     ) -> PortResult<Vec<CrmComment>> {
-        self.faults.run("list_comments", || {
-            let s = self.lock();
-            let c = s
-                .cases
-                .get(id)
-                .ok_or_else(|| not_found("list_comments", id))?;
-            let mut out: Vec<_> = c
-                .comments
-                .iter()
-                .filter(|x| since.is_none_or(|t| x.created_at >= t))
-                .cloned()
-                .collect();
-            out.sort_by_key(|c| std::cmp::Reverse(c.created_at));
-            Ok(out)
-        })
+        self.faults
+            .run("list_comments", || {
+                let s = self.lock();
+                let c = s
+                    .cases
+                    .get(id)
+                    .ok_or_else(|| not_found("list_comments", id))?;
+                let mut out: Vec<_> = c
+                    .comments
+                    .iter()
+                    .filter(|x| since.is_none_or(|t| x.created_at >= t))
+                    .cloned()
+                    .collect();
+                out.sort_by_key(|c| std::cmp::Reverse(c.created_at));
+                Ok(out)
+            })
+            .await
     }
 
     async fn add_comment(&self, id: &str, body: &str) -> PortResult<CrmComment> {
-        self.faults.run("add_comment", || {
-            self.comment_as(id, CONNECTOR_NAME, true, body)
-        })
+        self.faults
+            .run("add_comment", || {
+                self.comment_as(id, CONNECTOR_NAME, true, body)
+            })
+            .await
     }
 
     async fn list_attachments(&self, id: &str) -> PortResult<Vec<CrmAttachment>> {
-        self.faults.run("list_attachments", || {
-            let s = self.lock();
-            let c = s
-                .cases
-                .get(id)
-                .ok_or_else(|| not_found("list_attachments", id))?;
-            Ok(c.attachments.iter().map(|(a, _)| a.clone()).collect())
-        })
+        self.faults
+            .run("list_attachments", || {
+                let s = self.lock();
+                let c = s
+                    .cases
+                    .get(id)
+                    .ok_or_else(|| not_found("list_attachments", id))?;
+                Ok(c.attachments.iter().map(|(a, _)| a.clone()).collect())
+            })
+            .await
     }
 
     async fn download_attachment(
@@ -885,18 +1024,21 @@ impl Crm for MemoryCrm {
         id: &str,
         attachment: &CrmAttachment,
     ) -> PortResult<ByteStream> {
-        let data = self.faults.run("download_attachment", || {
-            let s = self.lock();
-            let c = s
-                .cases
-                .get(id)
-                .ok_or_else(|| not_found("download_attachment", id))?;
-            c.attachments
-                .iter()
-                .find(|(a, _)| a.id == attachment.id)
-                .map(|(_, d)| d.clone())
-                .ok_or_else(|| not_found("download_attachment", &attachment.id))
-        })?;
+        let data = self
+            .faults
+            .run("download_attachment", || {
+                let s = self.lock();
+                let c = s
+                    .cases
+                    .get(id)
+                    .ok_or_else(|| not_found("download_attachment", id))?;
+                c.attachments
+                    .iter()
+                    .find(|(a, _)| a.id == attachment.id)
+                    .map(|(_, d)| d.clone())
+                    .ok_or_else(|| not_found("download_attachment", &attachment.id))
+            })
+            .await?;
         Ok(stream_of(data))
     }
 
@@ -906,16 +1048,18 @@ impl Crm for MemoryCrm {
         upload: AttachmentUpload,
     ) -> PortResult<CrmAttachment> {
         let data = collect(upload.body).await?;
-        self.faults.run("upload_attachment", || {
-            self.attach_as(
-                id,
-                CONNECTOR_NAME,
-                true,
-                &upload.filename,
-                &upload.mime_type,
-                data,
-            )
-        })
+        self.faults
+            .run("upload_attachment", || {
+                self.attach_as(
+                    id,
+                    CONNECTOR_NAME,
+                    true,
+                    &upload.filename,
+                    &upload.mime_type,
+                    data,
+                )
+            })
+            .await
     }
 }
 

@@ -53,9 +53,15 @@ enum Command {
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     shared::logging::init(cli.log_json);
+    let json = cli.log_json;
+    // A failure is one line (JSON with --log-json), never a backtrace.
+    shared::logging::exit_status(json, run(cli).await)
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
     let command = cli.command.unwrap_or(Command::Run { for_seconds: None });
     if let Command::Run { for_seconds } = command {
         let setup = runner::Setup::build(cli.config.as_deref()).await?;
@@ -69,11 +75,29 @@ async fn main() -> anyhow::Result<()> {
             let open = store.list_open().await.context("reading the mappings")?;
             println!("{} open mapping(s)", open.len());
             for m in open {
-                let state = match &m.sync_state {
+                let mut state = match &m.sync_state {
                     SyncState::Active => "active".to_string(),
                     SyncState::Paused => "paused".to_string(),
+                    SyncState::Suspect {
+                        reason,
+                        since,
+                        checks,
+                    } => format!(
+                        "suspect since {} ({checks} check(s)): {reason}",
+                        since.to_rfc3339()
+                    ),
                     SyncState::Unlinked { reason } => format!("unlinked: {reason}"),
                 };
+                if let Some(p) = &m.parked {
+                    state.push_str(&format!(
+                        "; parked ({} side, until it changes or is replayed): {}",
+                        p.side.as_str(),
+                        p.reason
+                    ));
+                }
+                for (item, refused) in &m.refused_items {
+                    state.push_str(&format!("; refused {item}: {}", refused.reason));
+                }
                 let at = |t: Option<chrono::DateTime<chrono::Utc>>| {
                     t.map(|t| t.to_rfc3339()).unwrap_or_else(|| "never".into())
                 };

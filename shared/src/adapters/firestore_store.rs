@@ -84,7 +84,7 @@ const MAPPING_ID_FIELD: &str = "mappingId";
 
 /// The top-level `CaseMapping` fields that hold a time (checked against the type by a test,
 /// so a new time field cannot silently become a string).
-const MAPPING_TIME_FIELDS: [&str; 11] = [
+const MAPPING_TIME_FIELDS: [&str; 12] = [
     "newContentAt",
     RESOLVED_AT,
     "companyUpdatesSyncedAt",
@@ -96,6 +96,7 @@ const MAPPING_TIME_FIELDS: [&str; 11] = [
     "companyUpdateTimeSynced",
     GOOGLE_PENDING,
     COMPANY_PENDING,
+    "pausedAt",
 ];
 
 const GLOBAL_TIME_FIELDS: [&str; 4] = [
@@ -539,6 +540,9 @@ fn is_mapping_time(path: &[&str]) -> bool {
         [field] => MAPPING_TIME_FIELDS.contains(field),
         ["lease", "until"] => true,
         ["attachmentLedger", _, "attemptedAt"] => true,
+        ["refusedItems", _, "at"] => true,
+        ["parked", "at" | "sourceUpdateTime"] => true,
+        ["syncState", "since"] => true,
         _ => false,
     }
 }
@@ -946,6 +950,40 @@ impl MappingStore for FirestoreStore {
         }
     }
 
+    async fn renew_lease(&self, id: &str, holder: &str, until: DateTime<Utc>) -> PortResult<()> {
+        let lease = Lease {
+            holder: holder.to_string(),
+            until,
+        };
+        let value = lease_value(Some(&lease))?;
+        let name = self.doc_name(MAPPINGS_COLLECTION, id);
+        let outcome = self
+            .transact("renew a lease", |db| {
+                let (id, holder, value, name) = (
+                    id.to_string(),
+                    holder.to_string(),
+                    value.clone(),
+                    name.clone(),
+                );
+                Box::pin(async move {
+                    let held = match read_doc(&db, MAPPINGS_COLLECTION, &id).await? {
+                        Some(doc) => lease_holder(&doc) == Some(holder.as_str()),
+                        None => false,
+                    };
+                    if !held {
+                        let lost = PortError::LeaseLost { mapping_id: id };
+                        return Ok((Checked::Refused(lost), vec![]));
+                    }
+                    Ok((Checked::Done(()), vec![field_write(name, LEASE, value)]))
+                })
+            })
+            .await?;
+        match outcome {
+            Checked::Done(()) => Ok(()),
+            Checked::Refused(e) => Err(e),
+        }
+    }
+
     async fn release_lease(&self, id: &str, holder: &str) -> PortResult<()> {
         let name = self.doc_name(MAPPINGS_COLLECTION, id);
         self.transact("release a lease", |db| {
@@ -1172,6 +1210,7 @@ mod tests {
                 outcome: LedgerOutcome::Mirrored,
                 target_id: Some("9".into()),
                 attempted_at: t(5),
+                reason: None,
             },
         );
         m

@@ -312,6 +312,23 @@ impl MappingStore for SqliteStore {
         })
     }
 
+    async fn renew_lease(&self, id: &str, holder: &str, until: DateTime<Utc>) -> PortResult<()> {
+        self.with_tx("renew a lease", |tx| {
+            let changed = tx
+                .execute(
+                    "UPDATE mappings SET lease_until = ?3 WHERE id = ?1 AND lease_holder = ?2",
+                    params![id, holder, to_millis(until)],
+                )
+                .map_err(db_err("renew a lease"))?;
+            if changed == 0 {
+                return Err(PortError::LeaseLost {
+                    mapping_id: id.to_string(),
+                });
+            }
+            Ok(())
+        })
+    }
+
     async fn release_lease(&self, id: &str, holder: &str) -> PortResult<()> {
         self.with_tx("release a lease", |tx| {
             tx.execute(

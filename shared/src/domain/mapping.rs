@@ -21,8 +21,29 @@ pub enum SyncState {
     Active,
     /// The CRM sync flag was removed after linking; setting it again resumes.
     Paused,
-    /// A counterpart is gone (404); no more syncs.
+    /// A counterpart answered 404, which a brief permission change also causes: its messages
+    /// are acked, detect-outages re-checks it hourly, and only `sync.unlink_after_checks`
+    /// 404s spanning `sync.unlink_after` unlink it. A counterpart that answers relinks it.
+    #[serde(rename_all = "camelCase")]
+    Suspect {
+        reason: String,
+        since: DateTime<Utc>,
+        checks: u32,
+    },
+    /// A counterpart is gone for good; only activity on the other side re-checks it.
     Unlinked { reason: String },
+}
+
+impl SyncState {
+    /// A short name for logs, metrics and the status listing.
+    pub fn name(&self) -> &'static str {
+        match self {
+            SyncState::Active => "active",
+            SyncState::Paused => "paused",
+            SyncState::Suspect { .. } => "suspect",
+            SyncState::Unlinked { .. } => "unlinked",
+        }
+    }
 }
 
 /// A sync's claim on a mapping (§11.4).
@@ -41,6 +62,9 @@ pub enum LedgerOutcome {
     Mirrored,
     /// Not copied (too large); a marked comment said so.
     Skipped,
+    /// The target refused it for good (a type or size it forbids, 403, 413); a marked
+    /// comment said so, and it is not tried again.
+    Refused,
 }
 
 /// One source attachment in the mapping's ledger (§11.5).
@@ -50,6 +74,32 @@ pub struct LedgerEntry {
     pub outcome: LedgerOutcome,
     pub target_id: Option<String>,
     pub attempted_at: DateTime<Utc>,
+    /// Why it was refused or skipped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// One item of a case (a comment, the priority, the close) that the target refused for good.
+/// It is recorded so the rest of the case goes on syncing and the item is not retried on
+/// every sync; an operator sees it in the status listing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RefusedItem {
+    pub reason: String,
+    pub at: DateTime<Utc>,
+}
+
+/// A sync of one direction failed permanently: neither a poll nor detect-outages re-runs
+/// it until the source case's update time moves past `sourceUpdateTime` or it is replayed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Parked {
+    /// The side whose sync failed (the source of the direction).
+    pub side: Side,
+    pub reason: String,
+    /// The source case's update time when it failed, if it was read.
+    pub source_update_time: Option<DateTime<Utc>>,
+    pub at: DateTime<Utc>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -89,6 +139,23 @@ pub struct CaseMapping {
     /// that started after it: while set, that side has work pending.
     pub google_pending_since: Option<DateTime<Utc>>,
     pub company_pending_since: Option<DateTime<Utc>>,
+    /// Items refused for good, by `{side}:{kind}:{id}` of their source.
+    #[serde(default)]
+    pub refused_items: BTreeMap<String, RefusedItem>,
+    #[serde(default)]
+    pub parked: Option<Parked>,
+    /// When the mapping was paused; on resume both directions sync from here.
+    #[serde(default)]
+    pub paused_at: Option<DateTime<Utc>>,
+    /// Whether a read ever showed the CRM case flagged for sync. Only a flag removed after
+    /// that pauses the mapping: a CRM case casesync created whose flag the CRM refused is
+    /// not a person's "stop syncing". Mappings written before this field existed had it.
+    #[serde(default = "seen_by_default")]
+    pub company_flag_seen: bool,
+}
+
+fn seen_by_default() -> bool {
+    true
 }
 
 impl CaseMapping {
@@ -139,6 +206,10 @@ impl CaseMapping {
             reopen_notice_sent: false,
             google_pending_since: None,
             company_pending_since: None,
+            refused_items: BTreeMap::new(),
+            parked: None,
+            paused_at: None,
+            company_flag_seen: origin == Side::Company,
         }
     }
 
@@ -195,6 +266,18 @@ impl CaseMapping {
             Side::Google => self.google_pending_since,
             Side::Company => self.company_pending_since,
         }
+    }
+
+    /// Whether a sync from `side` is parked for a case whose update time is `update_time`.
+    pub fn is_parked(&self, side: Side, update_time: Option<DateTime<Utc>>) -> bool {
+        self.parked.as_ref().is_some_and(|p| {
+            p.side == side
+                && match (update_time, p.source_update_time) {
+                    (Some(now), Some(failed_at)) => now <= failed_at,
+                    (None, _) => true,
+                    (Some(_), None) => false,
+                }
+        })
     }
 
     pub fn outage_flag(&self, side: Side) -> bool {

@@ -250,6 +250,14 @@ pub fn oversized_attachment_comment(
     )
 }
 
+/// The comment that stands in for an item the target refused for good: the marker line of
+/// `marked` (a mirror's body or a bare marker line) and the reason. Carrying the marker, it
+/// counts as that item's mirror, so the item is announced once and not retried.
+pub fn refused_item_notice(marked: &str, text: &str) -> String {
+    let marker = marked.lines().next().unwrap_or_default();
+    format!("{marker}\n{text}")
+}
+
 /// Told on a CRM case reopened after its Google case was closed (§11.9).
 pub fn google_case_closed_notice(google_case_name: &str) -> String {
     format!(

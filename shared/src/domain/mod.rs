@@ -9,5 +9,7 @@ pub mod priority;
 
 pub use case::*;
 pub use keys::{CompanyCaseKey, Direction, GoogleCaseKey, Side, SyncMessage};
-pub use mapping::{CaseMapping, Global, Lease, LedgerEntry, LedgerOutcome, SyncState};
+pub use mapping::{
+    CaseMapping, Global, Lease, LedgerEntry, LedgerOutcome, Parked, RefusedItem, SyncState,
+};
 pub use priority::Priority;

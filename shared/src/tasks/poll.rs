@@ -17,6 +17,8 @@ pub struct PollReport {
     pub enqueued: usize,
     pub unchanged: usize,
     pub ignored: usize,
+    /// Cases whose last sync failed permanently and that have not changed since.
+    pub parked: usize,
 }
 
 impl Engine {
@@ -53,8 +55,12 @@ impl Engine {
                 continue;
             }
             // A case casesync created for a CRM case is never new: its CRM side links it.
+            // Only casesync's own cases count: a person can copy the line into any case.
             if let Some((kind, crm_id)) = markers::parse_description_line(&case.description)
                 && kind == self.crm.kind()
+                && self
+                    .settings
+                    .is_own_google_identity(case.creator.email.as_deref())
             {
                 self.queue
                     .publish(Direction::CompanyToGoogle, &crm_id)
@@ -179,19 +185,22 @@ impl Engine {
         now: DateTime<Utc>,
         report: &mut PollReport,
     ) -> PortResult<()> {
-        match m.sync_state {
-            SyncState::Unlinked { .. } => {
-                report.ignored += 1;
-                return Ok(());
-            }
-            // Only the CRM side can resume a paused mapping (its flag set again).
-            SyncState::Paused if side == Side::Google => {
-                report.ignored += 1;
-                return Ok(());
-            }
-            _ => {}
+        // Only the CRM side can resume a paused mapping (its flag set again).
+        if m.sync_state == SyncState::Paused && side == Side::Google {
+            report.ignored += 1;
+            return Ok(());
         }
-        if m.sync_state == SyncState::Active && self.is_settled(m, side, update_time) {
+        if m.is_parked(side, Some(update_time)) {
+            debug!(
+                case_key = key,
+                "parked after a permanent failure and unchanged since: not re-run"
+            );
+            report.parked += 1;
+            return Ok(());
+        }
+        // A suspect or unlinked mapping is synced when its remaining side moves: that sync
+        // checks the counterpart again and relinks it if it answers.
+        if m.sync_state != SyncState::Paused && self.is_settled(m, side, update_time) {
             report.unchanged += 1;
             return Ok(());
         }

@@ -42,11 +42,12 @@ pub(crate) trait CaseSide: Send + Sync {
     fn side(&self) -> Side;
     /// Comments created at or after `since` at least; may return more.
     async fn comments(&self, since: Option<DateTime<Utc>>) -> PortResult<Vec<CommentView>>;
-    async fn add_comment(&self, body: &str) -> PortResult<()>;
+    /// Returns the e-mail the side reports as the new comment's author, where it reports one.
+    async fn add_comment(&self, body: &str) -> PortResult<Option<String>>;
     async fn attachments(&self) -> PortResult<Vec<AttachmentView>>;
     async fn download(&self, attachment: &AttachmentView) -> PortResult<ByteStream>;
-    /// Returns the new attachment's id.
-    async fn upload(&self, upload: AttachmentUpload) -> PortResult<String>;
+    /// Returns the new attachment's id and the e-mail reported as its author, if any.
+    async fn upload(&self, upload: AttachmentUpload) -> PortResult<(String, Option<String>)>;
 }
 
 fn last_segment(name: &str) -> String {
@@ -90,11 +91,11 @@ impl CaseSide for GoogleSide<'_> {
             .collect())
     }
 
-    async fn add_comment(&self, body: &str) -> PortResult<()> {
+    async fn add_comment(&self, body: &str) -> PortResult<Option<String>> {
         self.support
             .create_comment(self.case_name, body)
             .await
-            .map(|_| ())
+            .map(|c| c.creator.email)
     }
 
     async fn attachments(&self) -> PortResult<Vec<AttachmentView>> {
@@ -123,12 +124,12 @@ impl CaseSide for GoogleSide<'_> {
         }
     }
 
-    async fn upload(&self, upload: AttachmentUpload) -> PortResult<String> {
+    async fn upload(&self, upload: AttachmentUpload) -> PortResult<(String, Option<String>)> {
         let a = self
             .support
             .upload_attachment(self.case_name, upload)
             .await?;
-        Ok(last_segment(&a.name))
+        Ok((last_segment(&a.name), a.creator.email))
     }
 }
 
@@ -157,8 +158,8 @@ impl CaseSide for CompanySide<'_> {
             .collect())
     }
 
-    async fn add_comment(&self, body: &str) -> PortResult<()> {
-        self.crm.add_comment(self.case_id, body).await.map(|_| ())
+    async fn add_comment(&self, body: &str) -> PortResult<Option<String>> {
+        self.crm.add_comment(self.case_id, body).await.map(|_| None)
     }
 
     async fn attachments(&self) -> PortResult<Vec<AttachmentView>> {
@@ -187,7 +188,10 @@ impl CaseSide for CompanySide<'_> {
         }
     }
 
-    async fn upload(&self, upload: AttachmentUpload) -> PortResult<String> {
-        Ok(self.crm.upload_attachment(self.case_id, upload).await?.id)
+    async fn upload(&self, upload: AttachmentUpload) -> PortResult<(String, Option<String>)> {
+        Ok((
+            self.crm.upload_attachment(self.case_id, upload).await?.id,
+            None,
+        ))
     }
 }

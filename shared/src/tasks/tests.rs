@@ -7,6 +7,7 @@ use crate::adapters::sqlite_store::SqliteStore;
 use crate::clock::ManualClock;
 use crate::domain::markers;
 use crate::domain::{CaseMapping, CompanyCaseKey, Direction, GoogleCaseKey, Priority, SyncState};
+use crate::ports::LeaseOutcome;
 use crate::testing::{Fault, MemoryCrm, MemorySupportApi, RecordingQueue};
 use chrono::{DateTime, TimeZone, Utc};
 
@@ -581,10 +582,23 @@ async fn closing_on_google_closes_the_crm_case_and_sets_resolved_at() {
     let (name, id) = h.linked_from_google().await;
     h.google.comment_as_engineer(&name, "Eng", "last words");
     h.google.close_as_google(&name);
+    // What the CRM case held when casesync closed it.
+    let at_close = Arc::new(std::sync::Mutex::new(None));
+    {
+        let (crm, at_close, id) = (h.crm.clone(), at_close.clone(), id.clone());
+        h.crm.faults.before_call("close_case", 1, move || {
+            *at_close.lock().unwrap() = Some(crm.case(&id).unwrap().comments.len());
+        });
+    }
     h.tick(1);
     h.cycle().await;
     let crm = h.crm.case(&id).unwrap();
     assert!(crm.case.closed);
+    assert_eq!(
+        *at_close.lock().unwrap(),
+        Some(crm.comments.len()),
+        "every comment was mirrored before the close"
+    );
     assert_eq!(
         count_with_prefix(
             &crm.comments
@@ -683,10 +697,18 @@ async fn removing_the_crm_flag_pauses_the_mapping_and_setting_it_resumes() {
 }
 
 #[tokio::test]
-async fn a_counterpart_that_disappears_unlinks_the_mapping_and_its_messages_are_acked() {
+async fn a_404_makes_a_mapping_suspect_and_only_repeated_404s_over_hours_unlink_it() {
     let h = Harness::new();
     let (name, id) = h.linked_from_google().await;
-    h.crm.delete_case(&id);
+    // A brief permission change: the CRM answers 404 once.
+    h.crm.faults.plan(
+        "get_case",
+        1,
+        Fault::Fail(PortError::NotFound {
+            operation: "get_case".into(),
+            what: id.clone(),
+        }),
+    );
     h.google.comment_as_engineer(&name, "Eng", "anyone?");
     h.tick(1);
     assert!(
@@ -695,18 +717,50 @@ async fn a_counterpart_that_disappears_unlinks_the_mapping_and_its_messages_are_
     );
     assert!(matches!(
         h.mapping_for_google(&name).await.sync_state,
+        SyncState::Suspect { checks: 1, .. }
+    ));
+    // It answers again: relinked, and what waited is mirrored.
+    h.tick(1);
+    h.engine.detect_outages().await.unwrap();
+    h.tick(60);
+    h.engine.detect_outages().await.unwrap();
+    assert!(h.drain().await.is_empty());
+    assert_eq!(
+        h.mapping_for_google(&name).await.sync_state,
+        SyncState::Active
+    );
+    assert!(h.crm_comments(&id).iter().any(|b| b.ends_with("\nanyone?")));
+
+    // Gone for good: suspect, re-checked hourly, unlinked after 3 checks spanning 6 h.
+    h.crm.delete_case(&id);
+    h.google.comment_as_engineer(&name, "Eng", "hello?");
+    h.tick(1);
+    assert!(h.cycle().await.is_empty());
+    for _ in 0..7 {
+        assert!(
+            h.engine.detect_outages().await.is_ok(),
+            "a suspect mapping is not an outage"
+        );
+        assert!(h.drain().await.is_empty());
+        h.tick(60);
+    }
+    assert!(matches!(
+        h.mapping_for_google(&name).await.sync_state,
         SyncState::Unlinked { .. }
     ));
-    h.google.comment_as_engineer(&name, "Eng", "again");
-    h.tick(1);
-    h.engine.poll_google().await.unwrap();
-    assert!(
-        h.queue.take().is_empty(),
-        "an unlinked mapping is not synced any more"
-    );
-}
+    assert!(h.engine.detect_outages().await.is_ok());
+    // Unlinked mappings are not re-checked by the scan; only activity re-checks them.
+    h.tick(120);
+    let report = h.engine.detect_outages().await.unwrap();
+    assert_eq!(report.requeued, 0);
+    assert_eq!(report.unlinked.len(), 1);
 
-// ---- detect-outages ---------------------------------------------------------------------
+    // After sync.abandon_after without a successful sync it is resolved, then cleaned up.
+    h.tick(31 * 24 * 60);
+    let report = h.engine.detect_outages().await.unwrap();
+    assert_eq!(report.abandoned.len(), 1);
+    assert!(h.mapping_for_google(&name).await.resolved_at.is_some());
+}
 
 #[test]
 fn every_cell_of_the_tolerance_table() {
@@ -730,46 +784,77 @@ fn every_cell_of_the_tolerance_table() {
     assert_eq!(Freshness::of_age(chrono::Duration::hours(24)), Stale);
 }
 
-/// A linked mapping whose content is `age` old and whose Google side last synced `lag` ago
-/// while polls of Google fail, at priority `p`: does detect-outages call it an outage?
+/// A linked mapping at priority `p` whose content is `age` old and whose Google side last
+/// synced `lag` ago with a sync still pending: does detect-outages call it an outage?
 async fn outage_at(p: Priority, age: chrono::Duration, lag: chrono::Duration) -> bool {
     let h = Harness::new();
     let (name, _) = h.linked_from_google().await;
-    h.google.set_priority_as_google(&name, p);
-    h.tick(1);
-    h.cycle().await;
-    let synced = h.clock.now();
-    // Content age is measured from newContentAt, which the priority change just set.
-    let content_at = h.mapping_for_google(&name).await.new_content_at.unwrap();
-    assert_eq!(content_at, synced);
-    h.tick((age.num_seconds().max(lag.num_seconds()) / 60) + 1);
-    // Make the Google side look exactly `lag` behind: a pending sync that never ran.
-    let m = h.mapping_for_google(&name).await;
-    h.store
-        .mark_pending(&m.id, crate::domain::Side::Google, synced)
-        .await
-        .unwrap();
-    h.store
-        .advance_poll(crate::domain::Side::Company, h.clock.now())
-        .await
-        .unwrap();
+    h.tick(24 * 60 * 3);
     let now = h.clock.now();
-    let effective_lag = now - synced;
-    let expected = effective_lag > tolerance(p, Freshness::of_age(now - content_at));
-    let got = h.engine.detect_outages().await.is_err();
-    assert_eq!(got, expected, "the scan follows the table");
-    got
+    let m = h.mapping_for_google(&name).await;
+    let LeaseOutcome::Acquired(m) = h
+        .store
+        .acquire_lease(&m.id, "test", now + chrono::Duration::minutes(1), now)
+        .await
+        .unwrap()
+    else {
+        panic!("mapping missing")
+    };
+    let mut m = *m;
+    m.priority = p;
+    m.new_content_at = Some(now - age);
+    m.google_updates_synced_at = Some(now - lag);
+    m.company_updates_synced_at = Some(now);
+    h.store.save_synced(&m, "test").await.unwrap();
+    h.store.release_lease(&m.id, "test").await.unwrap();
+    // The Google side has a sync pending since then, so the last good poll does not count.
+    h.store
+        .mark_pending(&m.id, crate::domain::Side::Google, now - lag)
+        .await
+        .unwrap();
+    h.engine.detect_outages().await.is_err()
 }
 
+/// The 15 cells of DESIGN §6's table, written out, each checked one minute inside and one
+/// minute past its tolerance, at both ends of each freshness bucket.
 #[tokio::test]
 async fn detect_outages_applies_the_table_by_priority_and_freshness() {
+    use Priority::*;
     use chrono::Duration as D;
-    // Fresh content: 10 minutes for every priority.
-    assert!(!outage_at(Priority::P4, D::minutes(0), D::minutes(8)).await);
-    assert!(outage_at(Priority::P4, D::minutes(0), D::minutes(12)).await);
-    // A day-old P0 tolerates 15 minutes, a day-old P3 240.
-    assert!(outage_at(Priority::P0, D::hours(25), D::hours(25)).await);
-    assert!(outage_at(Priority::P3, D::hours(25), D::hours(25)).await);
+    // (priority, content age, tolerance in minutes)
+    let cells = [
+        (P0, D::zero(), 10),
+        (P0, D::minutes(59), 10),
+        (P0, D::hours(1), 10),
+        (P0, D::minutes(24 * 60 - 1), 10),
+        (P0, D::hours(24), 15),
+        (P1, D::zero(), 10),
+        (P1, D::hours(1), 15),
+        (P1, D::minutes(24 * 60 - 1), 15),
+        (P1, D::hours(24), 60),
+        (P2, D::minutes(59), 10),
+        (P2, D::hours(1), 20),
+        (P2, D::hours(24), 120),
+        (P3, D::zero(), 10),
+        (P3, D::hours(1), 20),
+        (P3, D::hours(30), 240),
+        (P4, D::minutes(59), 10),
+        (P4, D::hours(1), 30),
+        (P4, D::minutes(24 * 60 - 1), 30),
+        (P4, D::hours(24), 240),
+    ];
+    for (p, age, minutes) in cells {
+        assert!(
+            !outage_at(p, age, D::minutes(minutes - 1)).await,
+            "{p} at age {age}: {} minutes is within the tolerance",
+            minutes - 1
+        );
+        assert!(
+            outage_at(p, age, D::minutes(minutes + 1)).await,
+            "{p} at age {age}: {} minutes is past the tolerance",
+            minutes + 1
+        );
+    }
 }
 
 #[tokio::test]
@@ -916,9 +1001,9 @@ async fn a_lost_reply_on_google_create_never_makes_a_second_google_case() {
 async fn when_search_has_not_caught_up_a_create_is_retried_later_not_repeated() {
     let h = Harness::new();
     let c = h.crm.open_case_as_agent("t", "d", Priority::P2, true, None);
-    // The create took effect but its reply was lost, and search does not show it yet.
+    // The create takes effect but its reply is lost, and search lags 5 minutes behind.
     h.google.faults.lose_next_reply("cases.create");
-    h.google.faults.fail_next("cases.search", 0);
+    h.google.set_search_lag(chrono::Duration::minutes(5));
     h.tick(1);
     h.engine.poll_company().await.unwrap();
     let err = h.drain().await;
@@ -926,6 +1011,17 @@ async fn when_search_has_not_caught_up_a_create_is_retried_later_not_repeated() 
     assert_eq!(h.google.cases().len(), 1);
     let m = h.mapping_for_company(&c.id).await;
     assert!(m.google_create_intent_at.is_some());
+    assert_eq!(m.google_case_name, None, "search did not show it yet");
+    // Minutes later, still inside the lookup lag, search shows it: it is linked, not
+    // created again.
+    h.tick(6);
+    h.engine.sync_company_to_google(&c.id).await.unwrap();
+    assert_eq!(h.google.cases().len(), 1);
+    let m = h.mapping_for_company(&c.id).await;
+    assert_eq!(
+        m.google_case_name.as_deref(),
+        Some(h.google.cases()[0].case.name.as_str())
+    );
 }
 
 #[tokio::test]
@@ -1016,7 +1112,13 @@ async fn concurrent_deliveries_of_one_case_mirror_each_item_once() {
         h.engine.sync_google_to_company(&key),
         h.engine.sync_google_to_company(&key)
     );
-    // One may find the other's lease and answer retryable; a retry then finds nothing new.
+    // The doubles yield at every call, so the two really overlap: the second finds the
+    // first's lease and answers retryable; its retry then finds nothing new.
+    let held = [&a, &b]
+        .iter()
+        .filter(|r| matches!(r, Err(TaskError::Port(PortError::LeaseHeld { .. }))))
+        .count();
+    assert_eq!(held, 1, "the deliveries did not contend: {a:?} {b:?}");
     for r in [a, b] {
         if let Err(e) = r {
             assert_eq!(e.class(), crate::error::ErrorClass::Retryable);

@@ -618,7 +618,12 @@ impl Crm for RtCrm {
             None
         };
         if let Some(key) = key {
-            return Err(refused(OP, &id, key, &reply));
+            // The ticket exists: say which, so the engine links it instead of creating a
+            // second one, and retries the refused field.
+            return Err(PortError::PartlyApplied {
+                id,
+                cause: Box::new(refused(OP, &created.id, key, &reply)),
+            });
         }
         Ok(created)
     }

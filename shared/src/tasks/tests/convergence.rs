@@ -115,3 +115,497 @@ async fn a_google_change_is_synced_again_when_its_read_began_inside_the_listing_
     let settled = h.engine.poll_google().await.unwrap();
     assert_eq!((settled.enqueued, settled.unchanged), (0, 1));
 }
+
+// ---- §2: a permanent failure parks the case until it changes -------------------------------
+
+#[tokio::test]
+async fn a_permanent_failure_is_parked_and_not_rerun_by_polls_until_the_case_changes() {
+    let h = Harness::new();
+    let name = h.google_case("Refused everywhere");
+    h.crm.faults.plan(
+        "create_case",
+        1,
+        Fault::Fail(PortError::permanent(
+            "create_case",
+            "HTTP 400: summary too long",
+        )),
+    );
+    h.tick(1);
+    h.engine.poll_google().await.unwrap();
+    let errors = h.drain().await;
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(errors[0].class(), crate::error::ErrorClass::Permanent);
+    let m = h.mapping_for_google(&name).await;
+    let parked = m.parked.expect("parked");
+    assert!(
+        parked.reason.contains("summary too long"),
+        "{}",
+        parked.reason
+    );
+    assert_eq!(
+        parked.source_update_time,
+        Some(h.google.case(&name).unwrap().case.update_time)
+    );
+
+    // Polls see the case again (it is in the window) but do not re-run it.
+    for _ in 0..3 {
+        h.tick(1);
+        let report = h.engine.poll_google().await.unwrap();
+        assert_eq!((report.enqueued, report.parked), (0, 1));
+    }
+    assert_eq!(h.crm.faults.calls("create_case"), 1);
+
+    // The case changes: synced again, and this time it works.
+    h.google.comment_as_engineer(&name, "Eng", "shorter now");
+    h.tick(1);
+    assert_eq!(h.engine.poll_google().await.unwrap().enqueued, 1);
+    assert!(h.drain().await.is_empty());
+    let m = h.mapping_for_google(&name).await;
+    assert!(m.parked.is_none());
+    assert!(m.company_case_id.is_some());
+}
+
+// ---- §3.1: one failing item never blocks the case ------------------------------------------
+
+#[tokio::test]
+async fn a_refused_attachment_and_comment_do_not_stop_the_rest_of_the_case() {
+    let h = Harness::new();
+    let (name, id) = h.linked_from_google().await;
+    h.google.comment_as_engineer(&name, "Eng", "before");
+    let refused_comment = h.google.comment_as_engineer(&name, "Eng", "<script>");
+    h.google.attach_as_engineer(&name, "Eng", "tool.exe", b"MZ");
+    h.google.attach_as_engineer(&name, "Eng", "log.txt", b"log");
+    h.google.set_priority_as_google(&name, Priority::P1);
+    h.google.close_as_google(&name);
+    // The CRM refuses the second comment (400) and the first file (413) for good.
+    h.crm.faults.plan(
+        "add_comment",
+        2,
+        Fault::Fail(PortError::from_http(
+            "add_comment",
+            400,
+            "markup not allowed",
+            None,
+        )),
+    );
+    h.crm.faults.plan(
+        "upload_attachment",
+        1,
+        Fault::Fail(PortError::from_http(
+            "upload_attachment",
+            413,
+            "type forbidden",
+            None,
+        )),
+    );
+    h.tick(1);
+    assert!(h.cycle().await.is_empty());
+
+    let crm = h.crm.case(&id).unwrap();
+    let bodies = h.crm_comments(&id);
+    assert!(bodies.iter().any(|b| b.ends_with("\nbefore")));
+    let refused_id = refused_comment.name.rsplit('/').next().unwrap();
+    assert!(
+        bodies.iter().any(
+            |b| b.starts_with(&format!("[Google Comment {refused_id} by Eng]"))
+                && b.contains("could not be copied")
+        ),
+        "a marked notice stands for the refused comment: {bodies:?}"
+    );
+    assert!(
+        bodies
+            .iter()
+            .any(|b| b.contains("tool.exe") && b.contains("could not be copied")),
+        "{bodies:?}"
+    );
+    assert_eq!(crm.attachments.len(), 1, "log.txt was copied");
+    assert_eq!(crm.case.priority, Some(Priority::P1));
+    assert!(crm.case.closed, "the close went through after the refusals");
+
+    let m = h.mapping_for_google(&name).await;
+    assert!(
+        m.refused_items
+            .keys()
+            .any(|k| k == &format!("google:comment:{refused_id}"))
+    );
+    assert!(
+        m.attachment_ledger
+            .values()
+            .any(|e| e.outcome == crate::domain::LedgerOutcome::Refused
+                && e.reason.as_deref().is_some_and(|r| r.contains("413")))
+    );
+    // Later syncs do not try the refused items again.
+    let uploads = h.crm.faults.calls("upload_attachment");
+    h.google.comment_as_engineer(&name, "Eng", "after");
+    h.tick(1);
+    h.cycle().await;
+    assert_eq!(h.crm.faults.calls("upload_attachment"), uploads);
+}
+
+#[tokio::test]
+async fn a_transient_comment_failure_still_lets_the_others_and_the_priority_through() {
+    let h = Harness::new();
+    let (name, id) = h.linked_from_google().await;
+    h.google.comment_as_engineer(&name, "Eng", "one");
+    h.google.comment_as_engineer(&name, "Eng", "two");
+    h.google.set_priority_as_google(&name, Priority::P0);
+    h.google.close_as_google(&name);
+    h.crm.faults.fail_next("add_comment", 1);
+    h.tick(1);
+    h.engine.poll_google().await.unwrap();
+    let key = name.rsplit('/').next().unwrap().to_string();
+    let err = h.engine.sync_google_to_company(&key).await.unwrap_err();
+    assert_eq!(err.class(), crate::error::ErrorClass::Retryable);
+    let crm = h.crm.case(&id).unwrap();
+    assert_eq!(
+        count_with_prefix(&h.crm_comments(&id), "[Google Comment"),
+        1
+    );
+    assert_eq!(crm.case.priority, Some(Priority::P0));
+    assert!(
+        !crm.case.closed,
+        "close last: it waits for the missing comment"
+    );
+    h.engine.sync_google_to_company(&key).await.unwrap();
+    assert_eq!(
+        count_with_prefix(&h.crm_comments(&id), "[Google Comment"),
+        2
+    );
+    assert!(h.crm.case(&id).unwrap().case.closed);
+}
+
+// ---- §3.4 and §3.9: a half-refused create links, the field is retried --------------------
+
+#[tokio::test]
+async fn a_crm_that_creates_the_case_but_refuses_the_google_field_gets_no_second_case() {
+    let h = Harness::new();
+    h.crm.refuse_google_name_field(true);
+    let name = h.google_case("Half refused");
+    for _ in 0..4 {
+        h.tick(11);
+        h.cycle().await;
+    }
+    assert_eq!(h.crm.cases().len(), 1, "never a second counterpart");
+    let id = h.crm.cases()[0].case.id.clone();
+    let m = h.mapping_for_google(&name).await;
+    assert_eq!(m.company_case_id.as_deref(), Some(id.as_str()));
+    assert_eq!(h.crm.case(&id).unwrap().case.google_case_name, None);
+
+    // The CRM accepts the field again: the next sync writes it.
+    h.crm.refuse_google_name_field(false);
+    h.google.comment_as_engineer(&name, "Eng", "ping");
+    h.tick(1);
+    assert!(h.cycle().await.is_empty());
+    assert_eq!(
+        h.crm.case(&id).unwrap().case.google_case_name.as_deref(),
+        Some(name.as_str())
+    );
+    assert_eq!(h.crm.cases().len(), 1);
+}
+
+#[tokio::test]
+async fn the_google_name_field_is_written_again_when_its_first_write_failed() {
+    let h = Harness::new();
+    let c = h
+        .crm
+        .open_case_as_agent("Needs Google", "d", Priority::P2, true, None);
+    h.crm.faults.fail_next("update_case", 1);
+    h.tick(1);
+    h.engine.poll_company().await.unwrap();
+    let errors = h.drain().await;
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    let name = h
+        .mapping_for_company(&c.id)
+        .await
+        .google_case_name
+        .expect("the Google case is recorded before the field write");
+    assert_eq!(
+        h.crm.case(&c.id).unwrap().case.google_case_name.as_deref(),
+        Some(name.as_str()),
+        "the retry wrote the field"
+    );
+    assert_eq!(h.google.cases().len(), 1);
+}
+
+// ---- §3.5: a priority change made during a sync is not reverted ---------------------------
+
+#[tokio::test]
+async fn a_priority_change_made_while_a_sync_runs_is_not_reverted() {
+    let h = Harness::new();
+    let (name, id) = h.linked_from_google().await;
+    // The agent lowers the priority; while casesync's sync of that change reads the CRM
+    // comments, a Google engineer raises it.
+    h.crm.set_priority_as_agent(&id, Priority::P3);
+    {
+        let (google, name) = (h.google.clone(), name.clone());
+        h.crm.faults.before_call("list_comments", 1, move || {
+            google.set_priority_as_google(&name, Priority::P1);
+        });
+    }
+    h.tick(1);
+    h.engine.sync_company_to_google(&id).await.unwrap();
+    // Both changed since the agreed P2: the conflict winner (Google) decides, and Google's
+    // P1, visible when casesync re-read before writing, was not overwritten with P3.
+    assert_eq!(h.google.case(&name).unwrap().case.priority, Priority::P1);
+    assert_eq!(h.crm.case(&id).unwrap().case.priority, Some(Priority::P1));
+}
+
+// ---- §3.6: resuming syncs both directions from the pause ------------------------------------
+
+#[tokio::test]
+async fn resuming_a_paused_case_syncs_what_google_did_during_the_pause() {
+    let h = Harness::new();
+    let (name, id) = h.linked_from_google().await;
+    h.crm.set_flag_as_agent(&id, false);
+    h.google
+        .comment_as_engineer(&name, "Eng", "said while paused");
+    h.google.set_priority_as_google(&name, Priority::P1);
+    h.tick(1);
+    h.cycle().await;
+    assert_eq!(
+        h.mapping_for_google(&name).await.sync_state,
+        SyncState::Paused
+    );
+    assert!(
+        !h.crm_comments(&id)
+            .iter()
+            .any(|b| b.ends_with("\nsaid while paused"))
+    );
+    // Long past poll-google's 30-minute window.
+    for _ in 0..3 {
+        h.tick(30);
+        h.cycle().await;
+    }
+    h.crm.set_flag_as_agent(&id, true);
+    h.tick(1);
+    assert!(h.cycle().await.is_empty());
+    assert!(
+        h.crm_comments(&id)
+            .iter()
+            .any(|b| b.ends_with("\nsaid while paused")),
+        "{:?}",
+        h.crm_comments(&id)
+    );
+    assert_eq!(h.crm.case(&id).unwrap().case.priority, Some(Priority::P1));
+}
+
+// ---- §3.8: the lease is renewed, and a sync that lost it stops writing --------------------
+
+#[tokio::test]
+async fn a_sync_that_lost_its_lease_stops_before_its_next_write() {
+    let h = Harness::new();
+    let (name, id) = h.linked_from_google().await;
+    for n in 0..3 {
+        h.google.comment_as_engineer(&name, "Eng", &format!("c{n}"));
+    }
+    h.tick(1);
+    let mapping_id = h.mapping_for_google(&name).await.id;
+    {
+        // The first write takes ten minutes, past the 9-minute lease, and a redelivery
+        // takes the lease over meanwhile.
+        let (clock, store, mapping_id) = (h.clock.clone(), h.store.clone(), mapping_id.clone());
+        h.crm.faults.before_call("add_comment", 1, move || {
+            clock.advance(Duration::minutes(10));
+            let now = clock.now();
+            let store = store.clone();
+            let taken = std::thread::spawn(move || {
+                tokio::runtime::Builder::new_current_thread()
+                    .build()
+                    .unwrap()
+                    .block_on(store.acquire_lease(
+                        &mapping_id,
+                        "redelivery",
+                        now + Duration::minutes(9),
+                        now,
+                    ))
+            })
+            .join()
+            .unwrap();
+            assert!(matches!(taken, Ok(LeaseOutcome::Acquired(_))));
+        });
+    }
+    let key = name.rsplit('/').next().unwrap().to_string();
+    let err = h.engine.sync_google_to_company(&key).await.unwrap_err();
+    assert!(
+        matches!(err, TaskError::Port(PortError::LeaseLost { .. })),
+        "{err}"
+    );
+    assert_eq!(
+        count_with_prefix(&h.crm_comments(&id), "[Google Comment"),
+        1,
+        "no write after the lease was lost"
+    );
+}
+
+#[tokio::test]
+async fn a_long_sync_renews_its_lease_and_finishes() {
+    let h = Harness::new();
+    let (name, id) = h.linked_from_google().await;
+    for n in 0..4 {
+        h.google.comment_as_engineer(&name, "Eng", &format!("c{n}"));
+    }
+    h.tick(1);
+    for n in 1..=4 {
+        let clock = h.clock.clone();
+        h.crm.faults.before_call("add_comment", n, move || {
+            clock.advance(Duration::minutes(4));
+        });
+    }
+    let key = name.rsplit('/').next().unwrap().to_string();
+    h.engine.sync_google_to_company(&key).await.unwrap();
+    assert_eq!(
+        count_with_prefix(&h.crm_comments(&id), "[Google Comment"),
+        4
+    );
+    // A redelivery now finds a live, renewed lease.
+    let m = h.mapping_for_google(&name).await;
+    assert!(m.lease.is_none(), "released at the end");
+}
+
+// ---- §3.10 and §3.11: casesync's own identity ----------------------------------------------
+
+#[tokio::test]
+async fn writes_google_reports_under_another_identity_stop_syncing_naming_the_key() {
+    let h = Harness::with_settings(|s| {
+        s.own_google_identities = vec!["typo@demo-project.iam.gserviceaccount.com".into()];
+    });
+    let c = h
+        .crm
+        .open_case_as_agent("Wrong identity", "d", Priority::P2, true, None);
+    h.crm.comment_as_agent(&c.id, "Agent", "hello");
+    for _ in 0..3 {
+        h.tick(1);
+        h.engine.poll_company().await.unwrap();
+        let errors = h.drain().await;
+        assert!(
+            errors
+                .iter()
+                .all(|e| e.class() == crate::error::ErrorClass::Systemic
+                    && e.to_string().contains("google.own_identities")),
+            "{errors:?}"
+        );
+        assert!(!errors.is_empty());
+    }
+    assert_eq!(h.google.cases().len(), 1, "never a second Google case");
+}
+
+#[tokio::test]
+async fn a_copied_description_line_on_a_persons_case_does_not_link_it() {
+    let h = Harness::new();
+    let c = h
+        .crm
+        .open_case_as_agent("Real", "d", Priority::P2, true, None);
+    let copied = h.google.open_case_as_customer(
+        PARENT,
+        "Mine",
+        &format!("I copied this\n\ncasesync: memory case {}", c.id),
+        Priority::P2,
+        None,
+    );
+    h.tick(1);
+    let report = h.engine.poll_google().await.unwrap();
+    assert_eq!(report.new_mappings, 1, "a person's case is a new case");
+    assert!(
+        !h.queue
+            .peek()
+            .contains(&(Direction::CompanyToGoogle, c.id.clone())),
+        "the copied line did not make it the CRM case's counterpart"
+    );
+    h.mapping_for_google(&copied.name).await;
+}
+
+// ---- §3.2 and §3.3: bounded, fair re-enqueueing that also links stuck creations ----------
+
+#[tokio::test]
+async fn outage_requeues_back_off_and_a_retried_scan_publishes_nothing_again() {
+    let h = Harness::new();
+    let (name, _id) = h.linked_from_google().await;
+    h.google.comment_as_engineer(&name, "Eng", "during the outage");
+    // The CRM is down for two hours: every sync of the case fails.
+    h.crm.faults.fail_next("get_case", 10_000);
+    h.tick(1);
+    h.engine.poll_google().await.unwrap();
+    h.queue.take();
+    let mut requeues = 0;
+    for _ in 0..24 {
+        h.tick(5);
+        requeues += scan(&h).await.requeued;
+        // Cloud Scheduler retries the same scan: nothing is published twice.
+        assert_eq!(scan(&h).await.requeued, 0, "a retried scan published again");
+        for (direction, key) in h.queue.take() {
+            let _ = h.engine.sync(direction, &key).await;
+        }
+    }
+    // Every 5 minutes for 2 hours would be 24 per side; doubling intervals give a handful.
+    assert!((2..=10).contains(&requeues), "{requeues} re-enqueues");
+}
+
+#[tokio::test]
+async fn lagging_mappings_are_served_oldest_enqueue_first_in_bounded_batches() {
+    let h = Harness::with_settings(|s| s.outage_requeue_batch = 1);
+    let a = h.google_case("A");
+    let b = h.google_case("B");
+    h.tick(1);
+    h.cycle().await;
+    h.tick(1);
+    h.cycle().await;
+    h.crm.faults.fail_next("get_case", 10_000);
+    h.crm.faults.fail_next("search", 10_000);
+    h.tick(15);
+    let mut served = Vec::new();
+    for _ in 0..2 {
+        let _ = h.engine.detect_outages().await;
+        served.extend(h.queue.take().into_iter().map(|(_, key)| key));
+        h.tick(1);
+    }
+    let mut mappings = Vec::new();
+    for key in &served {
+        let by_google = GoogleCaseKey::from_case_name(key).ok();
+        let m = match by_google {
+            Some(k) => h.store.find_by_google(&k).await.unwrap(),
+            None => None,
+        };
+        let m = match m {
+            Some(m) => m,
+            None => h.mapping_for_company(key).await,
+        };
+        mappings.push(m.id);
+    }
+    assert_eq!(served.len(), 2, "one per scan: {served:?}");
+    assert_ne!(
+        mappings[0], mappings[1],
+        "the second scan served the mapping the first left out"
+    );
+    let _ = (a, b);
+}
+
+/// The report of one outage scan, whether it found an outage or not.
+async fn scan(h: &Harness) -> OutageReport {
+    match h.engine.detect_outages().await {
+        Ok(report) => report,
+        Err(TaskError::OutageDetected { report, .. }) => report,
+        Err(e) => panic!("the scan failed: {e}"),
+    }
+}
+
+#[tokio::test]
+async fn a_creation_that_ran_out_of_retries_is_reenqueued_until_it_links() {
+    let h = Harness::new();
+    let name = h.google_case("Created during a long CRM outage");
+    h.crm.faults.fail_next("create_case", 10_000);
+    h.crm.faults.fail_next("search", 10_000);
+    h.tick(1);
+    h.engine.poll_google().await.unwrap();
+    // The message's delivery attempts run out: it is dead-lettered, nothing retries it.
+    for (direction, key) in h.queue.take() {
+        assert!(h.engine.sync(direction, &key).await.is_err());
+    }
+    // Hours later, outside every poll window, the CRM is back.
+    h.tick(6 * 60);
+    h.crm.faults.clear();
+    let _ = h.engine.detect_outages().await;
+    assert!(h.drain().await.is_empty());
+    let m = h.mapping_for_google(&name).await;
+    assert!(m.company_case_id.is_some(), "linked without a replay");
+    assert_eq!(h.crm.cases().len(), 1);
+}
