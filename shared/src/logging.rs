@@ -16,6 +16,22 @@ use tracing_subscriber::registry::LookupSpan;
 /// The span field that carries a Cloud Trace resource name.
 pub const TRACE_FIELD: &str = "trace";
 
+/// How many characters of a value from outside (a case key, a token claim, a reason that
+/// quotes a body) a log line or a response repeats. Cloud Logging drops entries over 256 KB,
+/// so an uncapped 1.4 MB case key lost the very line that named the problem.
+pub const ECHO_LIMIT: usize = 200;
+
+/// `value` as it may be echoed: whole up to [`ECHO_LIMIT`] characters, otherwise its first
+/// [`ECHO_LIMIT`] characters followed by its length, so a reader still sees how big it was.
+pub fn capped(value: &str) -> std::borrow::Cow<'_, str> {
+    match value.char_indices().nth(ECHO_LIMIT) {
+        None => std::borrow::Cow::Borrowed(value),
+        Some((end, _)) => {
+            std::borrow::Cow::Owned(format!("{}… ({} bytes in all)", &value[..end], value.len()))
+        }
+    }
+}
+
 struct JsonFields(Map<String, Value>);
 
 impl Visit for JsonFields {
@@ -141,6 +157,21 @@ pub fn init(json: bool) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn echoed_values_are_capped_with_their_length() {
+        assert_eq!(capped("42"), "42");
+        let exact = "x".repeat(ECHO_LIMIT);
+        assert_eq!(capped(&exact), exact.as_str());
+        let huge = "k".repeat(1_400_000);
+        let shown = capped(&huge);
+        assert!(shown.starts_with(&"k".repeat(ECHO_LIMIT)), "{shown}");
+        assert!(shown.ends_with("… (1400000 bytes in all)"), "{shown}");
+        assert!(shown.len() < ECHO_LIMIT + 40);
+        // Cut on a character, never inside one.
+        let wide = "é".repeat(ECHO_LIMIT + 1);
+        assert!(capped(&wide).starts_with(&"é".repeat(ECHO_LIMIT)));
+    }
 
     #[test]
     fn lines_carry_severity_message_trace_and_fields() {

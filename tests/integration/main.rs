@@ -9,4 +9,5 @@ mod queue_crash;
 mod rt_contract;
 mod rt_scenario;
 mod scenario;
+mod shim_hardening;
 mod terraform;
