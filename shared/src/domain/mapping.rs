@@ -152,6 +152,11 @@ pub struct CaseMapping {
     /// not a person's "stop syncing". Mappings written before this field existed had it.
     #[serde(default = "seen_by_default")]
     pub company_flag_seen: bool,
+    /// False while the Google case name was typed into the CRM by a person and not yet
+    /// checked against `google.parent` and `sync.include` (a typed name must not link a case
+    /// outside casesync's scope).
+    #[serde(default = "seen_by_default")]
+    pub google_link_checked: bool,
 }
 
 fn seen_by_default() -> bool {
@@ -164,8 +169,12 @@ impl CaseMapping {
         format!("google-{key}")
     }
 
+    /// CRM ids may hold characters a document id cannot. Every other character becomes `_`
+    /// and six hex digits (every Unicode scalar value fits), so the encoding is injective:
+    /// `_` itself is always escaped, and an escape always has the same width. (Until schema
+    /// 1.1 the width varied, so `x 0` and `x\u{200}` shared an id. Existing mappings keep
+    /// their ids: lookups go through the key documents, never through this function.)
     pub fn id_for_company(key: &CompanyCaseKey) -> String {
-        // Ids may hold characters a document id cannot; hex keeps them unique and legal.
         let safe: String = key
             .as_str()
             .chars()
@@ -173,7 +182,7 @@ impl CaseMapping {
                 if c.is_ascii_alphanumeric() || c == '-' {
                     c.to_string()
                 } else {
-                    format!("_{:x}", c as u32)
+                    format!("_{:06x}", c as u32)
                 }
             })
             .collect();
@@ -210,6 +219,7 @@ impl CaseMapping {
             parked: None,
             paused_at: None,
             company_flag_seen: origin == Side::Company,
+            google_link_checked: true,
         }
     }
 
@@ -385,6 +395,35 @@ mod tests {
             a,
             CaseMapping::id_for_company(&CompanyCaseKey::new("SUP/1").unwrap())
         );
+    }
+
+    #[test]
+    fn company_ids_with_escapes_of_different_widths_never_share_a_mapping_id() {
+        let a = CaseMapping::id_for_company(&CompanyCaseKey::new("x 0").unwrap());
+        let b = CaseMapping::id_for_company(&CompanyCaseKey::new("x\u{200}").unwrap());
+        assert_ne!(a, b);
+        assert_eq!(a, "company-x_0000200");
+        assert_eq!(b, "company-x_000200");
+        let c = CaseMapping::id_for_company(&CompanyCaseKey::new("x_000020").unwrap());
+        assert_ne!(c, a);
+    }
+
+    proptest::proptest! {
+        /// Injective: two different CRM ids never share one mapping id.
+        #[test]
+        fn different_company_ids_never_share_a_mapping_id(
+            a in "[ -~\u{80}-\u{10ffff}_]{1,6}",
+            b in "[ -~\u{80}-\u{10ffff}_]{1,6}",
+        ) {
+            if let (Ok(ka), Ok(kb)) = (CompanyCaseKey::new(&a), CompanyCaseKey::new(&b))
+                && ka != kb
+            {
+                proptest::prop_assert_ne!(
+                    CaseMapping::id_for_company(&ka),
+                    CaseMapping::id_for_company(&kb)
+                );
+            }
+        }
     }
 
     #[test]

@@ -258,6 +258,13 @@ pub fn refused_item_notice(marked: &str, text: &str) -> String {
     format!("{marker}\n{text}")
 }
 
+/// Told on a CRM case whose Google-name field names a case outside casesync's scope.
+pub fn typed_link_refused_notice(google_case_name: &str, why: &str) -> String {
+    format!(
+        "casesync did not link the Google Cloud support case {google_case_name} named in this ticket: {why}. Correct the field, or clear it to have a new Google case opened."
+    )
+}
+
 /// Told on a CRM case reopened after its Google case was closed (§11.9).
 pub fn google_case_closed_notice(google_case_name: &str) -> String {
     format!(

@@ -56,7 +56,8 @@ struct Requeue {
 }
 
 fn latest_enqueue(m: &CaseMapping) -> Option<DateTime<Utc>> {
-    m.pending_since(Side::Google).max(m.pending_since(Side::Company))
+    m.pending_since(Side::Google)
+        .max(m.pending_since(Side::Company))
 }
 
 impl Engine {

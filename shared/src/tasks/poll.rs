@@ -150,6 +150,7 @@ impl Engine {
                 .google_case_name
                 .clone()
                 .filter(|_| google_key.is_some());
+            mapping.google_link_checked = mapping.google_case_name.is_none();
             if self.store.insert_new(&mapping).await? == InsertOutcome::Created {
                 report.new_mappings += 1;
                 info!(case_key = %key, "new CRM case flagged for sync: mapping created");

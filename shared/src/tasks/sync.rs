@@ -274,6 +274,11 @@ impl Engine {
             },
             None => None,
         };
+        if !m.google_link_checked
+            && let (Some(g), Some(c)) = (&google_case, &crm_case)
+        {
+            self.check_typed_link(&mut m, g, c, lease).await?;
+        }
         if matches!(
             m.sync_state,
             SyncState::Suspect { .. } | SyncState::Unlinked { .. }
@@ -493,6 +498,56 @@ impl Engine {
         self.store.save_synced(&m, lease.holder()).await?;
         self.store.clear_pending(&m.id, source, started).await?;
         Ok(report)
+    }
+
+    /// A person typed a Google case name into the CRM case: link it only if that case is
+    /// readable under `google.parent` and admitted by `sync.include`; otherwise say so on
+    /// the CRM case once and fail permanently (the mapping parks until the ticket changes).
+    async fn check_typed_link(
+        &self,
+        m: &mut CaseMapping,
+        g: &GoogleCase,
+        c: &CrmCase,
+        lease: &LeaseGuard,
+    ) -> PortResult<()> {
+        let key = GoogleCaseKey::from_case_name(&g.name)?;
+        let under_parent = format!("{}/cases/{key}", self.settings.google_parent);
+        let in_parent = match self.support.get_case(&under_parent).await {
+            Ok(_) => true,
+            Err(e) if e.is_not_found() => false,
+            Err(e) => return Err(e),
+        };
+        if in_parent && self.settings.include.admits(g) {
+            m.google_link_checked = true;
+            self.store.save_synced(m, lease.holder()).await?;
+            info!(mapping = %m.id, google_case = %g.name, "the Google case typed into the CRM case is in scope: linked");
+            return Ok(());
+        }
+        let why = if in_parent {
+            "it is outside sync.include"
+        } else {
+            "it is not under google.parent"
+        };
+        const NOTICE: &str = "company:typed-link";
+        if !m.refused_items.contains_key(NOTICE) {
+            self.keep_lease(lease).await?;
+            self.crm
+                .add_comment(&c.id, &markers::typed_link_refused_notice(&g.name, why))
+                .await?;
+            m.refused_items.insert(
+                NOTICE.into(),
+                RefusedItem {
+                    reason: format!("typed Google case {}: {why}", g.name),
+                    at: self.clock.now(),
+                },
+            );
+            self.store.save_synced(m, lease.holder()).await?;
+        }
+        warn!(mapping = %m.id, google_case = %g.name, reason = why, "a Google case typed into the CRM case is outside casesync's scope: not linked");
+        Err(PortError::permanent(
+            "link a typed Google case",
+            format!("{} named in CRM case {}: {why}", g.name, c.id),
+        ))
     }
 
     /// Records an item the target refused for good, so it is reported and not retried.

@@ -520,7 +520,8 @@ async fn a_copied_description_line_on_a_persons_case_does_not_link_it() {
 async fn outage_requeues_back_off_and_a_retried_scan_publishes_nothing_again() {
     let h = Harness::new();
     let (name, _id) = h.linked_from_google().await;
-    h.google.comment_as_engineer(&name, "Eng", "during the outage");
+    h.google
+        .comment_as_engineer(&name, "Eng", "during the outage");
     // The CRM is down for two hours: every sync of the case fails.
     h.crm.faults.fail_next("get_case", 10_000);
     h.tick(1);
@@ -608,4 +609,67 @@ async fn a_creation_that_ran_out_of_retries_is_reenqueued_until_it_links() {
     let m = h.mapping_for_google(&name).await;
     assert!(m.company_case_id.is_some(), "linked without a replay");
     assert_eq!(h.crm.cases().len(), 1);
+}
+
+// ---- issue 12 §11: a typed Google case name links only a case in scope --------------------
+
+#[tokio::test]
+async fn a_google_case_typed_into_the_crm_links_only_when_sync_include_admits_it() {
+    let h = Harness::with_settings(|s| {
+        s.include.projects = vec!["demo-project".into()];
+    });
+    let foreign = h.google.open_case_as_customer(
+        "projects/someone-elses",
+        "Not ours",
+        "d",
+        Priority::P2,
+        None,
+    );
+    let c = h
+        .crm
+        .open_case_as_agent("Link it", "d", Priority::P2, true, None);
+    h.crm
+        .set_google_case_name(&c.id, &foreign.name)
+        .await
+        .unwrap();
+    h.tick(1);
+    h.engine.poll_company().await.unwrap();
+    let errors = h.drain().await;
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(errors[0].class(), crate::error::ErrorClass::Permanent);
+    assert!(
+        errors[0].to_string().contains("sync.include"),
+        "{}",
+        errors[0]
+    );
+    assert_eq!(
+        count_with_prefix(&h.crm_comments(&c.id), "casesync did not link"),
+        1
+    );
+    assert!(
+        h.google.case(&foreign.name).unwrap().comments.is_empty(),
+        "nothing was written to the foreign case"
+    );
+    // Parked: polls do not run it again, and the notice is not repeated.
+    for _ in 0..3 {
+        h.tick(1);
+        h.cycle().await;
+    }
+    assert_eq!(
+        count_with_prefix(&h.crm_comments(&c.id), "casesync did not link"),
+        1
+    );
+
+    // A case in scope typed the same way links.
+    let ours = h.google_case("Ours");
+    let d = h
+        .crm
+        .open_case_as_agent("Link ours", "d", Priority::P2, true, None);
+    h.crm.set_google_case_name(&d.id, &ours).await.unwrap();
+    h.tick(1);
+    h.engine.poll_company().await.unwrap();
+    h.drain().await;
+    let m = h.mapping_for_company(&d.id).await;
+    assert!(m.google_link_checked);
+    assert_eq!(m.google_case_name.as_deref(), Some(ours.as_str()));
 }
