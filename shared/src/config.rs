@@ -29,6 +29,147 @@ impl ConfigError {
 
 pub const ENV_PREFIX: &str = "CASESYNC_";
 
+/// The keys that hold credentials. They are read from the environment only (Secret Manager
+/// on Cloud Run): one in the configuration file stops start-up, and an environment value
+/// is always a string, whatever it looks like, and never printed.
+pub const SECRET_KEYS: &[&str] = &["crm.jira.api_token", "crm.jira.oauth_token", "crm.rt.token"];
+
+/// The environment variable that sets `key` (`crm.rt.token` → `CASESYNC_CRM__RT__TOKEN`).
+pub fn env_name(key: &str) -> String {
+    format!(
+        "{ENV_PREFIX}{}",
+        key.split('.')
+            .map(str::to_ascii_uppercase)
+            .collect::<Vec<_>>()
+            .join("__")
+    )
+}
+
+/// Deserializes a secret: a string, and nothing else. A value of another type is refused
+/// without being shown (serde's own "invalid type: integer `123`" would print it).
+pub fn deserialize_secret<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    struct SecretVisitor;
+
+    impl SecretVisitor {
+        fn refuse<E: serde::de::Error>(what: &str) -> Result<String, E> {
+            Err(E::custom(format!(
+                "a secret must be a string, not {what} (the value is not shown)"
+            )))
+        }
+    }
+
+    impl serde::de::Visitor<'_> for SecretVisitor {
+        type Value = String;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a string")
+        }
+        fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<String, E> {
+            Ok(v.to_string())
+        }
+        fn visit_string<E: serde::de::Error>(self, v: String) -> Result<String, E> {
+            Ok(v)
+        }
+        fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result<String, E> {
+            Self::refuse("a boolean")
+        }
+        fn visit_i64<E: serde::de::Error>(self, _: i64) -> Result<String, E> {
+            Self::refuse("a number")
+        }
+        fn visit_u64<E: serde::de::Error>(self, _: u64) -> Result<String, E> {
+            Self::refuse("a number")
+        }
+        fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<String, E> {
+            Self::refuse("a number")
+        }
+        fn visit_char<E: serde::de::Error>(self, v: char) -> Result<String, E> {
+            Ok(v.to_string())
+        }
+        fn visit_bytes<E: serde::de::Error>(self, _: &[u8]) -> Result<String, E> {
+            Self::refuse("bytes")
+        }
+    }
+
+    d.deserialize_string(SecretVisitor)
+}
+
+/// The values a duration key accepts, both ends included. The engine does date arithmetic
+/// with every duration, so an unbounded one (`300000y`) would overflow at the first poll
+/// instead of at start-up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DurationRange {
+    pub min: Duration,
+    pub max: Duration,
+}
+
+const MINUTE: u64 = 60;
+const HOUR: u64 = 60 * MINUTE;
+const DAY: u64 = 24 * HOUR;
+
+impl DurationRange {
+    const fn secs(min: u64, max: u64) -> Self {
+        DurationRange {
+            min: Duration::from_secs(min),
+            max: Duration::from_secs(max),
+        }
+    }
+
+    /// How far before the last poll a poll searches again.
+    pub const POLLING_WINDOW: DurationRange = DurationRange::secs(1, 7 * DAY);
+    /// Ages of cases and mappings (pickup, cleanup, unlink, abandon): up to ten years.
+    pub const AGE: DurationRange = DurationRange::secs(1, 3650 * DAY);
+    /// How long a read may lag behind a write; zero trusts reads at once.
+    pub const LAG: DurationRange = DurationRange::secs(0, DAY);
+    /// A sync's lease: the function's timeout, which Cloud Run caps at an hour.
+    pub const LEASE: DurationRange = DurationRange::secs(1, HOUR);
+    /// The local runner's timers.
+    pub const SCHEDULE: DurationRange = DurationRange::secs(1, 7 * DAY);
+
+    pub fn contains(&self, d: Duration) -> bool {
+        self.min <= d && d <= self.max
+    }
+
+    /// Refuses `value` of `key` unless it lies in the range; the error names the key, the
+    /// value and the range.
+    pub fn check(&self, key: &str, value: Duration) -> Result<(), ConfigError> {
+        if self.contains(value) {
+            Ok(())
+        } else {
+            Err(ConfigError::new(
+                key,
+                format!(
+                    "`{}` is out of range: must be between {} and {}",
+                    humantime_serde::re::humantime::format_duration(value),
+                    short_duration(self.min),
+                    short_duration(self.max)
+                ),
+            ))
+        }
+    }
+}
+
+/// `3650d`, `1h`, `90s`: a bound in its largest whole unit.
+fn short_duration(d: Duration) -> String {
+    let s = d.as_secs();
+    if d.subsec_nanos() != 0 {
+        humantime_serde::re::humantime::format_duration(d).to_string()
+    } else if s == 0 {
+        "0s".into()
+    } else if s.is_multiple_of(DAY) {
+        format!("{}d", s / DAY)
+    } else if s.is_multiple_of(HOUR) {
+        format!("{}h", s / HOUR)
+    } else if s.is_multiple_of(MINUTE) {
+        format!("{}m", s / MINUTE)
+    } else {
+        format!("{s}s")
+    }
+}
+
+/// The largest `sync.max_attachment_bytes`: 4 GiB, far above what the Cloud Support API
+/// takes, and small enough that size arithmetic (base64, limits) cannot overflow.
+pub const MAX_ATTACHMENT_BYTES_LIMIT: u64 = 4 * 1024 * 1024 * 1024;
+
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
@@ -47,7 +188,39 @@ pub struct Config {
     /// Read by the HTTP shim from the environment (`ShimConfig::from_env`).
     pub shim: Option<toml::Table>,
     /// Read by the replay job.
-    pub replay: Option<toml::Table>,
+    pub replay: Option<ReplaySection>,
+}
+
+/// The `[replay]` keys of the `replay-dead-letters` job (which reads them from the
+/// environment, `CASESYNC_REPLAY__*`; see [`replay_section_from_env`]).
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ReplaySection {
+    /// The dead-letter pull subscriptions to drain: comma-separated, or a TOML array.
+    #[serde(default, deserialize_with = "list_or_comma_separated")]
+    pub subscriptions: Vec<String>,
+    /// Where to republish messages that name no source topic.
+    pub target_topic: Option<String>,
+}
+
+fn list_or_comma_separated<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        One(String),
+        Many(Vec<String>),
+    }
+    let items = match Raw::deserialize(d)? {
+        Raw::One(s) => s.split(',').map(str::to_string).collect(),
+        Raw::Many(v) => v,
+    };
+    Ok(items
+        .into_iter()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect())
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
@@ -132,6 +305,18 @@ pub struct SyncConfig {
     /// How long one sync may hold a case: the sync function's timeout.
     #[serde(with = "humantime_serde")]
     pub lease: Duration,
+    /// How long after its update time a change may still be missing from a read: a poll
+    /// skips an unchanged case only if its last sync read at least this long after it.
+    #[serde(with = "humantime_serde")]
+    pub listing_lag: Duration,
+    /// How many 404s of a counterpart, spanning `unlink_after`, unlink a suspect mapping.
+    pub unlink_after_checks: u32,
+    #[serde(with = "humantime_serde")]
+    pub unlink_after: Duration,
+    /// Unlinked and never-linked mappings without a successful sync for this long are
+    /// resolved, so cleanup removes them.
+    #[serde(with = "humantime_serde")]
+    pub abandon_after: Duration,
 }
 
 impl Default for SyncConfig {
@@ -148,6 +333,10 @@ impl Default for SyncConfig {
             include: IncludeConfig::default(),
             outage_requeue_batch: 100,
             lease: crate::retry_policy::PRODUCTION_QUEUE.request_timeout,
+            listing_lag: Duration::from_secs(5),
+            unlink_after_checks: 3,
+            unlink_after: Duration::from_secs(6 * 3600),
+            abandon_after: Duration::from_secs(30 * 24 * 3600),
         }
     }
 }
@@ -199,12 +388,22 @@ impl Config {
                         format!("cannot read {}: {e}", p.display()),
                     )
                 })?;
-                text.parse::<toml::Table>().map_err(|e| {
+                let table = text.parse::<toml::Table>().map_err(|e| {
+                    let line = e
+                        .span()
+                        .map(|s| format!(" (line {})", line_of(&text, s.start)))
+                        .unwrap_or_default();
                     ConfigError::new(
                         &key_of_toml_error(&e),
-                        format!("{} is not valid TOML: {}", p.display(), e.message()),
+                        format!(
+                            "{}{line} is not valid TOML: {}",
+                            p.display(),
+                            e.message().trim()
+                        ),
                     )
-                })?
+                })?;
+                refuse_secrets_in_file(&table)?;
+                table
             }
             None => toml::Table::new(),
         };
@@ -213,15 +412,8 @@ impl Config {
     }
 
     pub fn from_table(table: toml::Table) -> Result<Config, ConfigError> {
-        let config: Config =
-            serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
-                let path = e.path().to_string();
-                let inner = e.into_inner();
-                ConfigError::new(
-                    if path == "." { "(top level)" } else { &path },
-                    inner.message().to_string(),
-                )
-            })?;
+        let config: Config = serde_path_to_error::deserialize(toml::Value::Table(table))
+            .map_err(|e| serde_error("", e))?;
         config.validate()?;
         Ok(config)
     }
@@ -312,22 +504,14 @@ impl Config {
     }
 
     fn validate_sync_and_runner(&self) -> Result<(), ConfigError> {
-        let s = &self.sync;
-        for (key, d) in [
-            ("sync.google_polling_window", s.google_polling_window),
-            ("sync.company_polling_window", s.company_polling_window),
-            ("sync.pickup_max_age", s.pickup_max_age),
-            ("sync.cleanup_after", s.cleanup_after),
-            ("sync.lease", s.lease),
-        ] {
-            if d.is_zero() {
-                return Err(ConfigError::new(key, "must be longer than zero"));
-            }
+        for (key, value, range) in self.durations() {
+            range.check(key, value)?;
         }
-        if s.max_attachment_bytes == 0 {
+        let s = &self.sync;
+        if !(1..=MAX_ATTACHMENT_BYTES_LIMIT).contains(&s.max_attachment_bytes) {
             return Err(ConfigError::new(
                 "sync.max_attachment_bytes",
-                "must be more than zero",
+                format!("must be between 1 and {MAX_ATTACHMENT_BYTES_LIMIT} (4 GiB)"),
             ));
         }
         if !(s.crm_requests_per_second > 0.0 && s.crm_requests_per_second.is_finite()) {
@@ -355,17 +539,52 @@ impl Config {
                 format!("`{}` is neither `production` nor `fast`", r.queue_profile),
             ));
         }
-        for (key, d) in [
-            ("runner.poll_google_every", r.poll_google_every),
-            ("runner.poll_company_every", r.poll_company_every),
-            ("runner.detect_outages_every", r.detect_outages_every),
-            ("runner.cleanup_every", r.cleanup_every),
-        ] {
-            if d < Duration::from_secs(1) {
-                return Err(ConfigError::new(key, "must be at least 1s"));
-            }
-        }
         Ok(())
+    }
+
+    /// Every duration key with its value and the range it must lie in (checked at
+    /// start-up). A new duration key belongs here; a test fails until it is.
+    pub fn durations(&self) -> Vec<(&'static str, Duration, DurationRange)> {
+        let (s, r) = (&self.sync, &self.runner);
+        vec![
+            (
+                "sync.google_polling_window",
+                s.google_polling_window,
+                DurationRange::POLLING_WINDOW,
+            ),
+            (
+                "sync.company_polling_window",
+                s.company_polling_window,
+                DurationRange::POLLING_WINDOW,
+            ),
+            ("sync.pickup_max_age", s.pickup_max_age, DurationRange::AGE),
+            ("sync.cleanup_after", s.cleanup_after, DurationRange::AGE),
+            ("sync.unlink_after", s.unlink_after, DurationRange::AGE),
+            ("sync.abandon_after", s.abandon_after, DurationRange::AGE),
+            ("sync.lookup_lag", s.lookup_lag, DurationRange::LAG),
+            ("sync.listing_lag", s.listing_lag, DurationRange::LAG),
+            ("sync.lease", s.lease, DurationRange::LEASE),
+            (
+                "runner.poll_google_every",
+                r.poll_google_every,
+                DurationRange::SCHEDULE,
+            ),
+            (
+                "runner.poll_company_every",
+                r.poll_company_every,
+                DurationRange::SCHEDULE,
+            ),
+            (
+                "runner.detect_outages_every",
+                r.detect_outages_every,
+                DurationRange::SCHEDULE,
+            ),
+            (
+                "runner.cleanup_every",
+                r.cleanup_every,
+                DurationRange::SCHEDULE,
+            ),
+        ]
     }
 
     /// What the task bodies need.
@@ -398,6 +617,10 @@ impl Config {
             classification_prefixes: s.include.classification_prefixes.clone(),
         };
         settings.outage_requeue_batch = s.outage_requeue_batch;
+        settings.listing_lag = chrono(s.listing_lag);
+        settings.unlink_after_checks = s.unlink_after_checks.max(1);
+        settings.unlink_after = chrono(s.unlink_after);
+        settings.abandon_after = chrono(s.abandon_after);
         settings
     }
 }
@@ -420,8 +643,45 @@ fn key_of_toml_error(_e: &toml::de::Error) -> String {
     "CASESYNC_CONFIG".to_string()
 }
 
+/// The 1-based line of byte `offset` in `text`.
+fn line_of(text: &str, offset: usize) -> usize {
+    text.as_bytes()
+        .iter()
+        .take(offset)
+        .filter(|b| **b == b'\n')
+        .count()
+        + 1
+}
+
+/// The value at dotted `key` in `table`, if any.
+fn lookup<'a>(table: &'a toml::Table, key: &str) -> Option<&'a toml::Value> {
+    let mut parts = key.split('.');
+    let mut value = table.get(parts.next()?)?;
+    for part in parts {
+        value = value.as_table()?.get(part)?;
+    }
+    Some(value)
+}
+
+/// A secret in the configuration file stops start-up: the file is not a secret store, and
+/// it is read by whoever can read the deployment. The error names the key, never the value.
+fn refuse_secrets_in_file(table: &toml::Table) -> Result<(), ConfigError> {
+    match SECRET_KEYS.iter().find(|key| lookup(table, key).is_some()) {
+        Some(key) => Err(ConfigError::new(
+            key,
+            format!(
+                "is a secret and must not be in the configuration file: remove it there and \
+                 set it through the environment ({}) or Secret Manager",
+                env_name(key)
+            ),
+        )),
+        None => Ok(()),
+    }
+}
+
 /// Sets `CASESYNC_A__B__C=value` as key `a.b.c`. A value that reads as a TOML array,
-/// boolean or number is taken as one; anything else is a string.
+/// boolean or number is taken as one; anything else, and every secret ([`SECRET_KEYS`]),
+/// is a string.
 pub fn apply_env_overrides(
     table: &mut toml::Table,
     env: impl IntoIterator<Item = (String, String)>,
@@ -443,7 +703,13 @@ pub fn apply_env_overrides(
                 "is not of the form CASESYNC_SECTION__KEY",
             ));
         }
-        let value = env_value(&raw);
+        // A secret is a string whatever it looks like: an all-digit token read as an
+        // integer would fail to deserialize, and the type error would print it.
+        let value = if SECRET_KEYS.contains(&key.as_str()) {
+            toml::Value::String(raw)
+        } else {
+            env_value(&raw)
+        };
         let mut node = &mut *table;
         for part in &path[..path.len() - 1] {
             let entry = node
@@ -458,6 +724,54 @@ pub fn apply_env_overrides(
         }
     }
     Ok(())
+}
+
+/// The process environment as strings, for [`Config::load`]. `std::env::vars` panics on a
+/// variable that is not UTF-8; here such a `CASESYNC_*` variable is an error naming it, and
+/// any other is skipped (casesync reads none of them).
+pub fn process_env() -> Result<Vec<(String, String)>, ConfigError> {
+    let mut vars = Vec::new();
+    for (name, value) in std::env::vars_os() {
+        match (name.into_string(), value.into_string()) {
+            (Ok(name), Ok(value)) => vars.push((name, value)),
+            (Ok(name), Err(_)) if name.starts_with(ENV_PREFIX) => {
+                return Err(ConfigError::new(&name, "is not valid UTF-8"));
+            }
+            _ => {}
+        }
+    }
+    Ok(vars)
+}
+
+/// The `[replay]` keys from `CASESYNC_REPLAY__*`, checked like the rest of the
+/// configuration: a misspelt key stops the replay job with its name.
+pub fn replay_section_from_env(
+    env: impl IntoIterator<Item = (String, String)>,
+) -> Result<ReplaySection, ConfigError> {
+    let mut table = toml::Table::new();
+    apply_env_overrides(
+        &mut table,
+        env.into_iter()
+            .filter(|(k, _)| k.starts_with("CASESYNC_REPLAY__")),
+    )?;
+    let section = table
+        .remove("replay")
+        .unwrap_or_else(|| toml::Value::Table(toml::Table::new()));
+    serde_path_to_error::deserialize(section).map_err(|e| serde_error("replay", e))
+}
+
+/// A deserialization error as a [`ConfigError`] naming the key below `prefix` (an unknown
+/// key is named itself: `sync.cleanup_afterr`).
+fn serde_error(prefix: &str, e: serde_path_to_error::Error<toml::de::Error>) -> ConfigError {
+    let path = e.path().to_string();
+    let message = e.into_inner().message().trim().to_string();
+    let key = match (prefix, path.as_str()) {
+        ("", ".") => "(top level)".to_string(),
+        (p, ".") => p.to_string(),
+        ("", path) => path.to_string(),
+        (p, path) => format!("{p}.{path}"),
+    };
+    ConfigError::new(&key, message)
 }
 
 fn env_value(raw: &str) -> toml::Value {
@@ -609,5 +923,296 @@ google_polling_window = "30m"
         assert!(partial.require_crm().is_ok());
         let broken = load("[google\n", &[]).unwrap_err();
         assert_eq!(broken.key, "CASESYNC_CONFIG");
+        assert!(broken.problem.contains("line 1"), "{broken}");
+    }
+
+    /// `GOOD` plus `[section]` holding `line` (and no other `[sync]`).
+    fn with_section(section: &str, line: &str) -> String {
+        format!("{GOOD}\n[{section}]\n{line}\n")
+            .replace("[sync]\ngoogle_polling_window = \"30m\"\n", "")
+    }
+
+    /// The keys of a section, as serde lists them for an unknown one.
+    fn keys_of(section: &str) -> Vec<String> {
+        let err = load(&with_section(section, "zzz_no_such_key = 1"), &[]).unwrap_err();
+        assert_eq!(err.key, format!("{section}.zzz_no_such_key"), "{err}");
+        let list = err.problem.split("expected").nth(1).unwrap_or_default();
+        list.split('`')
+            .skip(1)
+            .step_by(2)
+            .map(|k| format!("{section}.{k}"))
+            .collect()
+    }
+
+    #[test]
+    fn every_duration_key_is_range_checked() {
+        let listed: Vec<&str> = Config::from_table(toml::Table::new())
+            .unwrap()
+            .durations()
+            .iter()
+            .map(|(k, _, _)| *k)
+            .collect();
+        let mut found = 0;
+        for section in ["sync", "runner"] {
+            let keys = keys_of(section);
+            assert!(keys.len() > 5, "{keys:?}");
+            for key in keys {
+                let (sec, name) = key.split_once('.').unwrap();
+                // A key that parses "300000y" and finds it out of range is a duration; it
+                // must be in `durations()` (a string key takes it, others refuse its type).
+                let text = with_section(sec, &format!("{name} = \"300000y\""));
+                let takes_a_duration = matches!(
+                    load(&text, &[]),
+                    Err(e) if e.key == key && e.problem.contains("out of range")
+                );
+                assert_eq!(
+                    takes_a_duration,
+                    listed.contains(&key.as_str()),
+                    "{key}: a duration key missing from Config::durations (or listed but not one)"
+                );
+                found += usize::from(takes_a_duration);
+            }
+        }
+        assert_eq!(found, listed.len());
+    }
+
+    #[test]
+    fn durations_outside_their_class_range_are_refused_naming_key_and_range() {
+        let defaults = Config::from_table(toml::Table::new()).unwrap();
+        let classes = [
+            ("sync.google_polling_window", "1s", "7d"),
+            ("sync.pickup_max_age", "1s", "3650d"),
+            ("sync.lookup_lag", "0s", "1d"),
+            ("sync.lease", "1s", "1h"),
+            ("runner.cleanup_every", "1s", "7d"),
+        ];
+        for (key, min, max) in classes {
+            let range = defaults
+                .durations()
+                .into_iter()
+                .find(|(k, _, _)| *k == key)
+                .map(|(_, _, r)| r)
+                .unwrap();
+            assert_eq!(short_duration(range.min), min, "{key}");
+            assert_eq!(short_duration(range.max), max, "{key}");
+        }
+        for (key, _, range) in defaults.durations() {
+            let env = env_name(key);
+            let set = |d: Duration| {
+                let text = humantime_serde::re::humantime::format_duration(d).to_string();
+                load(GOOD, &[(env.as_str(), text.as_str())])
+            };
+            assert!(set(range.min).is_ok(), "{key} at its minimum");
+            assert!(set(range.max).is_ok(), "{key} at its maximum");
+            let above = set(range.max + Duration::from_secs(1)).unwrap_err();
+            assert_eq!(above.key, key);
+            let range_text = format!(
+                "between {} and {}",
+                short_duration(range.min),
+                short_duration(range.max)
+            );
+            assert!(above.problem.contains(&range_text), "{above}");
+            if !range.min.is_zero() {
+                let below = set(range.min - Duration::from_millis(1)).unwrap_err();
+                assert_eq!(below.key, key, "{below}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_huge_duration_in_the_file_stops_start_up_instead_of_the_first_cleanup() {
+        for key in ["cleanup_after", "pickup_max_age", "abandon_after"] {
+            let text = GOOD.replace(
+                "google_polling_window = \"30m\"",
+                &format!("{key} = \"300000y\""),
+            );
+            let err = load(&text, &[]).unwrap_err();
+            assert_eq!(err.key, format!("sync.{key}"));
+            assert_eq!(
+                err.to_string(),
+                format!(
+                    "configuration key `sync.{key}`: `300000years` is out of range: \
+                     must be between 1s and 3650d"
+                )
+            );
+        }
+        let err = load(GOOD, &[("CASESYNC_SYNC__LEASE", "0s")]).unwrap_err();
+        assert_eq!(err.key, "sync.lease");
+        let err = load(
+            GOOD,
+            &[("CASESYNC_SYNC__MAX_ATTACHMENT_BYTES", "99999999999999")],
+        )
+        .unwrap_err();
+        assert_eq!(err.key, "sync.max_attachment_bytes");
+    }
+
+    #[test]
+    fn every_accepted_duration_keeps_date_arithmetic_in_range() {
+        let now = chrono::Utc::now();
+        let mut env: Vec<(String, String)> = Vec::new();
+        let defaults = Config::from_table(toml::Table::new()).unwrap();
+        for (key, _, range) in defaults.durations() {
+            let max = humantime_serde::re::humantime::format_duration(range.max).to_string();
+            env.push((env_name(key), max));
+        }
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let s = load(GOOD, &env).unwrap().sync_settings();
+        for d in [
+            s.google_polling_window,
+            s.company_polling_window,
+            s.pickup_max_age,
+            s.cleanup_after,
+            s.lookup_lag,
+            s.lease_duration,
+            s.listing_lag,
+            s.unlink_after,
+            s.abandon_after,
+        ] {
+            assert!(now.checked_sub_signed(d).is_some() && now.checked_add_signed(d).is_some());
+            assert!(now.checked_sub_signed(d + d).is_some(), "two windows back");
+        }
+    }
+
+    #[test]
+    fn a_secret_in_the_file_is_refused_naming_the_key_and_the_environment_variable() {
+        for key in SECRET_KEYS {
+            let (section, name) = key.rsplit_once('.').unwrap();
+            let text = format!("{GOOD}\n[{section}]\n{name} = \"hunter2-secret\"\n").replace(
+                "[crm.jira]\nbase_url = \"https://example.atlassian.net\"\n",
+                "",
+            );
+            let err = load(&text, &[]).unwrap_err();
+            assert_eq!(err.key, *key, "{err}");
+            assert!(err.problem.contains(&env_name(key)), "{err}");
+            assert!(err.problem.contains("Secret Manager"), "{err}");
+            assert!(!err.to_string().contains("hunter2"), "{err}");
+            // The same key through the environment is how it is meant to be set.
+            let ok = load(GOOD, &[(env_name(key).as_str(), "hunter2-secret")]).unwrap();
+            assert!(ok.crm.is_some());
+        }
+        let dotted = load(&format!("{GOOD}\n[crm.rt]\ntoken = 5\n"), &[]).unwrap_err();
+        assert_eq!(dotted.key, "crm.rt.token");
+        let inline = load(
+            &GOOD.replace(
+                "[crm.jira]\nbase_url = \"https://example.atlassian.net\"",
+                "jira = { oauth_token = \"x\" }",
+            ),
+            &[],
+        )
+        .unwrap_err();
+        assert_eq!(inline.key, "crm.jira.oauth_token", "{inline}");
+        assert_eq!(env_name("crm.rt.token"), "CASESYNC_CRM__RT__TOKEN");
+    }
+
+    #[test]
+    fn secrets_from_the_environment_stay_strings_whatever_they_look_like() {
+        for raw in ["0123456789", "123", "true", "[1, 2]", "1.5", " 42 "] {
+            let c = load(
+                GOOD,
+                &[
+                    ("CASESYNC_CRM__JIRA__API_TOKEN", raw),
+                    ("CASESYNC_CRM__RT__TOKEN", raw),
+                ],
+            )
+            .unwrap();
+            let crm = c.crm.unwrap();
+            assert_eq!(crm.jira.unwrap()["api_token"].as_str(), Some(raw));
+            assert_eq!(crm.rt.unwrap()["token"].as_str(), Some(raw));
+        }
+        // Other keys keep their typed reading.
+        let c = load(GOOD, &[("CASESYNC_RUNNER__WORKERS", "7")]).unwrap();
+        assert_eq!(c.runner.workers, 7);
+    }
+
+    #[cfg(feature = "rt")]
+    #[test]
+    fn an_all_digit_rt_token_through_the_environment_reaches_the_adapter_intact() {
+        let c = load(
+            "[crm]\nkind = \"rt\"\n[crm.rt]\nbase_url = \"https://rt.example.com\"\n\
+             user = \"casesync\"\nqueue = \"Q\"\n",
+            &[("CASESYNC_CRM__RT__TOKEN", "0123456789")],
+        )
+        .unwrap();
+        let table = c.crm.unwrap().rt.unwrap();
+        let rt = crate::adapters::rt::RtConfig::from_toml(table).unwrap();
+        assert_eq!(rt.token.expose(), "0123456789");
+    }
+
+    #[test]
+    fn no_configuration_error_prints_a_secret() {
+        let token = "0123456789";
+        let bad: &[(&str, &str)] = &[
+            ("CASESYNC_SYNC__LEASE", "0s"),
+            ("CASESYNC_CRM__KIND", "zendesk"),
+            ("CASESYNC_CRM__RT__TOKEN__INNER", "x"),
+            ("CASESYNC_GOOGLE__PARENT", "folders/1"),
+        ];
+        for (k, v) in bad {
+            for secret in ["CASESYNC_CRM__RT__TOKEN", "CASESYNC_CRM__JIRA__API_TOKEN"] {
+                let err = load(GOOD, &[(secret, token), (k, v)])
+                    .err()
+                    .map(|e| format!("{e} {e:?}"))
+                    .unwrap_or_default();
+                assert!(!err.contains(token) && !err.contains("123456789"), "{err}");
+            }
+        }
+    }
+
+    #[test]
+    fn unknown_keys_are_named_in_every_section_including_replay() {
+        for (text, key) in [
+            ("[replay]\nsubscription = \"a\"\n", "replay.subscription"),
+            ("[sync]\ncleanup_afterr = \"1d\"\n", "sync.cleanup_afterr"),
+            ("[runner]\nworker = 1\n", "runner.worker"),
+            (
+                "[firestore]\nproject = \"p\"\ndatabase = \"d\"\nhost = \"h\"\n",
+                "firestore.host",
+            ),
+            (
+                "[pubsub]\nproject = \"p\"\nemulator = \"h\"\n",
+                "pubsub.emulator",
+            ),
+            ("[crm]\nkind = \"rt\"\nrtt = {}\n", "crm.rtt"),
+            ("[synk]\n", "synk"),
+        ] {
+            let err = load(text, &[]).unwrap_err();
+            assert_eq!(err.key, key, "{err}");
+        }
+        let replay = load(
+            "[replay]\nsubscriptions = [\"a\", \"b\"]\ntarget_topic = \"t\"\n",
+            &[],
+        )
+        .unwrap()
+        .replay
+        .unwrap();
+        assert_eq!(replay.subscriptions, vec!["a", "b"]);
+        assert_eq!(replay.target_topic.as_deref(), Some("t"));
+    }
+
+    #[test]
+    fn the_replay_job_checks_its_environment_for_typos() {
+        let env = |pairs: &[(&str, &str)]| {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect::<Vec<_>>()
+        };
+        let ok = replay_section_from_env(env(&[
+            ("CASESYNC_REPLAY__SUBSCRIPTIONS", "a, b,"),
+            ("CASESYNC_PUBSUB__PROJECT", "p"),
+        ]))
+        .unwrap();
+        assert_eq!(ok.subscriptions, vec!["a", "b"]);
+        let err = replay_section_from_env(env(&[
+            ("CASESYNC_REPLAY__SUBSCRIPTIONS", "a"),
+            ("CASESYNC_REPLAY__TARGET_TOPC", "t"),
+        ]))
+        .unwrap_err();
+        assert_eq!(err.key, "replay.target_topc");
+        assert!(err.problem.contains("target_topic"), "{err}");
+        assert_eq!(
+            replay_section_from_env(Vec::new()).unwrap(),
+            ReplaySection::default()
+        );
     }
 }

@@ -82,6 +82,13 @@ impl Function {
     /// The engine with the adapters this function needs; the others refuse every call.
     pub async fn engine(&self) -> Result<Engine, StartError> {
         let needs = self.spec.needs;
+        // The CRM adapter's keys are checked before anything connects, so a bad one is
+        // named even where Firestore or the API cannot be reached.
+        let crm_config = if needs.crm {
+            Some(self.crm_config()?)
+        } else {
+            None
+        };
         let firestore = self.config.firestore.as_ref().ok_or_else(|| ConfigError {
             key: "firestore".into(),
             problem: "the [firestore] section (CASESYNC_FIRESTORE__*) is required".into(),
@@ -115,20 +122,10 @@ impl Function {
             Arc::new(NotConnected::google(self.spec.name))
         };
 
-        let crm: Arc<dyn Crm> = if needs.crm {
-            let crm = self.config.require_crm()?;
-            let (key, table) = match crm.kind.as_str() {
-                "rt" => ("crm.rt", crm.rt.clone()),
-                _ => ("crm.jira", crm.jira.clone()),
-            };
-            let table = table.ok_or_else(|| ConfigError {
-                key: key.into(),
-                problem: "missing".into(),
-            })?;
-            if crm.kind == "rt" {
-                Arc::new(RtCrm::connect(RtConfig::from_toml(table)?).await?)
-            } else {
-                Arc::new(JiraCrm::connect(JiraConfig::from_toml(table)?).await?)
+        let crm: Arc<dyn Crm> = if let Some(crm_config) = crm_config {
+            match crm_config {
+                CrmSettings::Rt(c) => Arc::new(RtCrm::connect(*c).await?),
+                CrmSettings::Jira(c) => Arc::new(JiraCrm::connect(*c).await?),
             }
         } else {
             let kind = self
@@ -156,6 +153,27 @@ impl Function {
         })
     }
 
+    /// The CRM adapter's settings, read and checked (no connection yet).
+    fn crm_config(&self) -> Result<CrmSettings, StartError> {
+        let crm = self.config.require_crm()?;
+        let (key, table) = match crm.kind.as_str() {
+            "rt" => ("crm.rt", crm.rt.clone()),
+            _ => ("crm.jira", crm.jira.clone()),
+        };
+        let table = table.ok_or_else(|| ConfigError {
+            key: key.into(),
+            problem: format!(
+                "the [{key}] section is required when crm.kind is `{}`",
+                crm.kind
+            ),
+        })?;
+        Ok(if crm.kind == "rt" {
+            CrmSettings::Rt(Box::new(RtConfig::from_toml(table)?))
+        } else {
+            CrmSettings::Jira(Box::new(JiraConfig::from_toml(table)?))
+        })
+    }
+
     /// Where a push function's shim dead-letters a message itself.
     pub async fn dead_letter_sink(&self) -> Result<Option<Arc<dyn DeadLetterSink>>, StartError> {
         let Some(topic) = self.env.get("CASESYNC_SHIM__DEAD_LETTER_TOPIC").cloned() else {
@@ -172,6 +190,12 @@ impl Function {
             source_topic,
         })))
     }
+}
+
+/// The settings of the CRM adapter a function connects to.
+enum CrmSettings {
+    Jira(Box<JiraConfig>),
+    Rt(Box<RtConfig>),
 }
 
 /// Dead-letters through Pub/Sub with the reason in the attributes (§11.3).
@@ -202,9 +226,9 @@ impl DeadLetterSink for PubSubDeadLetters {
 pub async fn serve_scheduled(name: &'static str) -> Result<(), ServeError> {
     install_crypto_provider();
     crate::logging::init(true);
-    let function = Function::load(name, std::env::vars().collect())?;
-    let engine = function.engine().await?;
+    let function = Function::load(name, crate::config::process_env()?.into_iter().collect())?;
     let shim = function.shim_config()?;
+    let engine = function.engine().await?;
     crate::shim::run(shim, None, move |_scheduled| {
         let engine = engine.clone();
         async move { run_scheduled(&engine, name).await }
@@ -217,10 +241,10 @@ pub async fn serve_scheduled(name: &'static str) -> Result<(), ServeError> {
 pub async fn serve_push(name: &'static str, direction: Direction) -> Result<(), ServeError> {
     install_crypto_provider();
     crate::logging::init(true);
-    let function = Function::load(name, std::env::vars().collect())?;
+    let function = Function::load(name, crate::config::process_env()?.into_iter().collect())?;
+    let shim = function.shim_config()?;
     let engine = function.engine().await?;
     let dead_letters = function.dead_letter_sink().await?;
-    let shim = function.shim_config()?;
     crate::shim::run(shim, dead_letters, move |invocation| {
         let engine = engine.clone();
         async move { run_push(&engine, direction, invocation).await }

@@ -154,6 +154,55 @@ pub fn init(json: bool) {
     drop(result);
 }
 
+/// The most a fatal line repeats of its error; a configuration error is far shorter.
+const FATAL_LINE_LIMIT: usize = 8 * 1024;
+
+/// A fatal error as it is printed: one line, a Cloud Logging JSON line (`severity` ERROR)
+/// when `json`, else `error: …`. Line breaks in the message become spaces.
+pub fn fatal_line(json: bool, message: &str) -> String {
+    let mut one_line = message
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ");
+    if let Some((end, _)) = one_line.char_indices().nth(FATAL_LINE_LIMIT) {
+        let total = one_line.chars().count();
+        one_line.truncate(end);
+        one_line.push_str(&format!("… ({total} characters in all)"));
+    }
+    if json {
+        let mut fields = Map::new();
+        fields.insert("message".into(), Value::String(one_line));
+        render(&Level::ERROR, "casesync", fields)
+    } else {
+        format!("error: {one_line}")
+    }
+}
+
+/// Prints a fatal error as [`fatal_line`] on stderr.
+pub fn print_fatal(json: bool, message: &str) {
+    let mut err = std::io::stderr().lock();
+    let _ = writeln!(err, "{}", fatal_line(json, message));
+}
+
+/// How every binary ends: exit status 0 on success; otherwise its error (with its causes,
+/// `{:#}`) as one line on stderr — JSON where JSON logging is on — and exit status 1.
+/// Returning the error from `main` instead would print its `Debug`, which with
+/// `RUST_BACKTRACE=1` carries a useless stripped backtrace.
+pub fn exit_status<E: std::fmt::Display>(
+    json: bool,
+    result: Result<(), E>,
+) -> std::process::ExitCode {
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            print_fatal(json, &format!("{e:#}"));
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -171,6 +220,19 @@ mod tests {
         // Cut on a character, never inside one.
         let wide = "é".repeat(ECHO_LIMIT + 1);
         assert!(capped(&wide).starts_with(&"é".repeat(ECHO_LIMIT)));
+    }
+
+    #[test]
+    fn a_fatal_error_is_one_line_and_json_when_asked() {
+        let plain = fatal_line(false, "configuration key `sync.lease`: bad\n  more\r\n");
+        assert_eq!(plain, "error: configuration key `sync.lease`: bad more");
+        let json: Value = serde_json::from_str(&fatal_line(true, "a\nb")).unwrap();
+        assert_eq!(json["severity"], "ERROR");
+        assert_eq!(json["message"], "a b");
+        assert!(!fatal_line(true, "x\ny").contains('\n'));
+        let long = fatal_line(false, &"k".repeat(100_000));
+        assert!(long.len() < FATAL_LINE_LIMIT + 100, "{}", long.len());
+        assert!(long.ends_with("(100000 characters in all)"));
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! casesync integration tests: one binary (it links once), one module per area.
 
+mod bad_config;
 mod csapi_contract;
 mod e2e;
 mod firestore_pubsub;

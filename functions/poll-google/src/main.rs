@@ -3,7 +3,8 @@
 //! adapters this function gets, and so which credentials) is `shared::function`'s.
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    shared::function::serve_scheduled("poll-google").await?;
-    Ok(())
+async fn main() -> std::process::ExitCode {
+    let result = shared::function::serve_scheduled("poll-google").await;
+    // One line, a Cloud Logging JSON one, and never a backtrace.
+    shared::logging::exit_status(true, result)
 }

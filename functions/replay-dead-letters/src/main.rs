@@ -44,12 +44,35 @@ struct Cli {
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> std::process::ExitCode {
     shared::function::install_crypto_provider();
-    shared::logging::init(
-        std::env::var("K_SERVICE").is_ok() || std::env::var("CLOUD_RUN_JOB").is_ok(),
-    );
-    let cli = Cli::parse();
+    let json =
+        std::env::var_os("K_SERVICE").is_some() || std::env::var_os("CLOUD_RUN_JOB").is_some();
+    shared::logging::init(json);
+    // Errors are one line (JSON on Cloud Run), never a backtrace or a usage screen.
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if !e.use_stderr() => e.exit(),
+        Err(e) => {
+            let text = e.to_string();
+            let reason = text.split("\n\nUsage:").next().unwrap_or_default();
+            let reason = reason.strip_prefix("error: ").unwrap_or(reason);
+            shared::logging::print_fatal(
+                json,
+                &format!("{reason} (see --help for each flag and its CASESYNC_* variable)"),
+            );
+            return std::process::ExitCode::from(2);
+        }
+    };
+    // The [replay] keys it reads from the environment, checked for typos.
+    let checked = shared::config::process_env().and_then(shared::config::replay_section_from_env);
+    if let Err(e) = checked {
+        return shared::logging::exit_status(json, Err(e));
+    }
+    shared::logging::exit_status(json, run(cli).await)
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
     let mut config = PubSubConfig::new(&cli.project);
     if let Some(host) = &cli.emulator_host {
         config = config.with_emulator_host(host);

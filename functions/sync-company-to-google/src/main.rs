@@ -5,7 +5,9 @@
 use shared::domain::Direction;
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    shared::function::serve_push("sync-company-to-google", Direction::CompanyToGoogle).await?;
-    Ok(())
+async fn main() -> std::process::ExitCode {
+    let result =
+        shared::function::serve_push("sync-company-to-google", Direction::CompanyToGoogle).await;
+    // One line, a Cloud Logging JSON one, and never a backtrace.
+    shared::logging::exit_status(true, result)
 }

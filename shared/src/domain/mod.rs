@@ -6,6 +6,8 @@ pub mod keys;
 pub mod mapping;
 pub mod markers;
 pub mod priority;
+#[cfg(test)]
+mod proptests;
 
 pub use case::*;
 pub use keys::{CompanyCaseKey, Direction, GoogleCaseKey, Side, SyncMessage};

@@ -33,8 +33,9 @@ impl fmt::Debug for Secret {
 }
 
 impl<'de> Deserialize<'de> for Secret {
+    /// A string only, never shown in an error (see `config::deserialize_secret`).
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        string_or_number(d).map(Secret)
+        crate::config::deserialize_secret(d).map(Secret)
     }
 }
 
@@ -217,6 +218,10 @@ fn default_requests_per_second() -> f64 {
 fn default_request_timeout_secs() -> u64 {
     30
 }
+
+/// `request_timeout_secs`: a reply awaited longer than five minutes could never reach the
+/// function that asked, whose own timeout is shorter.
+pub const REQUEST_TIMEOUT_SECS: std::ops::RangeInclusive<u64> = 1..=300;
 fn default_search_page_size() -> u32 {
     100
 }
@@ -371,8 +376,16 @@ impl JiraConfig {
         if !(self.requests_per_second > 0.0 && self.requests_per_second.is_finite()) {
             return bad("requests_per_second", "must be a positive number".into());
         }
-        if self.request_timeout_secs == 0 {
-            return bad("request_timeout_secs", "must be at least 1".into());
+        if !REQUEST_TIMEOUT_SECS.contains(&self.request_timeout_secs) {
+            return bad(
+                "request_timeout_secs",
+                format!(
+                    "{} is out of range: must be between {} and {} seconds",
+                    self.request_timeout_secs,
+                    REQUEST_TIMEOUT_SECS.start(),
+                    REQUEST_TIMEOUT_SECS.end()
+                ),
+            );
         }
         if !(1..=5000).contains(&self.search_page_size) {
             return bad("search_page_size", "must be between 1 and 5000".into());
@@ -491,6 +504,45 @@ google_case_field = "customfield_10051"
             "a renamed level is no longer read"
         );
         assert_eq!(m.from_jira("Whatever"), None);
+    }
+
+    #[test]
+    fn secrets_are_strings_never_shown_and_listed_as_secrets() {
+        for key in ["api_token", "oauth_token"] {
+            assert!(
+                crate::config::SECRET_KEYS.contains(&format!("crm.jira.{key}").as_str()),
+                "crm.jira.{key} must be refused in the file"
+            );
+        }
+        let err = parse(&MINIMAL.replace("\"t0ken\"", "9876543210")).unwrap_err();
+        assert!(err.to_string().contains("crm.jira.api_token"), "{err}");
+        assert!(!err.to_string().contains("9876543210"), "{err}");
+        let c = parse(&MINIMAL.replace("t0ken", "0012345")).unwrap();
+        assert_eq!(c.api_token.unwrap().expose(), "0012345");
+    }
+
+    #[test]
+    fn the_request_timeout_is_bounded() {
+        for (secs, ok) in [
+            (0, false),
+            (1, true),
+            (300, true),
+            (301, false),
+            (u64::MAX, false),
+        ] {
+            let r = parse(&format!(
+                "{MINIMAL}request_timeout_secs = {}\n",
+                secs.min(i64::MAX as u64)
+            ));
+            assert_eq!(r.is_ok(), ok, "{secs}: {r:?}");
+            if let Err(e) = r {
+                assert!(
+                    e.to_string().contains("crm.jira.request_timeout_secs"),
+                    "{e}"
+                );
+                assert!(e.to_string().contains("between 1 and 300"), "{e}");
+            }
+        }
     }
 
     #[test]

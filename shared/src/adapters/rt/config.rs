@@ -32,8 +32,9 @@ impl fmt::Debug for Secret {
 }
 
 impl<'de> Deserialize<'de> for Secret {
+    /// A string only, never shown in an error (see `config::deserialize_secret`).
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        String::deserialize(d).map(Secret)
+        crate::config::deserialize_secret(d).map(Secret)
     }
 }
 
@@ -202,6 +203,10 @@ fn default_requests_per_second() -> f64 {
 fn default_request_timeout_secs() -> u64 {
     30
 }
+
+/// `request_timeout_secs`: a reply awaited longer than five minutes could never reach the
+/// function that asked, whose own timeout is shorter.
+pub const REQUEST_TIMEOUT_SECS: std::ops::RangeInclusive<u64> = 1..=300;
 fn default_page_size() -> u32 {
     50
 }
@@ -302,8 +307,16 @@ impl RtConfig {
         if !(self.requests_per_second > 0.0 && self.requests_per_second.is_finite()) {
             return bad("requests_per_second", "must be a positive number".into());
         }
-        if self.request_timeout_secs == 0 {
-            return bad("request_timeout_secs", "must be at least 1".into());
+        if !REQUEST_TIMEOUT_SECS.contains(&self.request_timeout_secs) {
+            return bad(
+                "request_timeout_secs",
+                format!(
+                    "{} is out of range: must be between {} and {} seconds",
+                    self.request_timeout_secs,
+                    REQUEST_TIMEOUT_SECS.start(),
+                    REQUEST_TIMEOUT_SECS.end()
+                ),
+            );
         }
         // REST2 serves at most 100 items a page.
         if !(1..=100).contains(&self.page_size) {
@@ -408,6 +421,36 @@ queue = "GoogleSupport"
         ] {
             let err = parse(&text).unwrap_err();
             assert!(err.to_string().contains(key), "{key}: {err}");
+        }
+    }
+
+    #[test]
+    fn the_token_is_a_string_never_shown_and_listed_as_a_secret() {
+        assert!(crate::config::SECRET_KEYS.contains(&"crm.rt.token"));
+        for raw in ["123456789", "true", "1.5"] {
+            let err = parse(&MINIMAL.replace("\"1-2-abc\"", raw)).unwrap_err();
+            assert!(err.to_string().contains("crm.rt.token"), "{err}");
+            assert!(!err.to_string().contains(raw), "{err}");
+        }
+        let c = parse(&MINIMAL.replace("1-2-abc", "0123456789")).unwrap();
+        assert_eq!(c.token.expose(), "0123456789");
+    }
+
+    #[test]
+    fn the_request_timeout_is_bounded() {
+        for (secs, ok) in [
+            (0, false),
+            (1, true),
+            (300, true),
+            (301, false),
+            (86_400, false),
+        ] {
+            let r = parse(&format!("{MINIMAL}request_timeout_secs = {secs}\n"));
+            assert_eq!(r.is_ok(), ok, "{secs}: {r:?}");
+            if let Err(e) = r {
+                assert!(e.to_string().contains("crm.rt.request_timeout_secs"), "{e}");
+                assert!(e.to_string().contains("between 1 and 300"), "{e}");
+            }
         }
     }
 
