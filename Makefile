@@ -36,6 +36,7 @@ tf-fmt:
 ## Speed and memory goals.
 bench:
 	$(CARGO) bench -p shared --features test-support --bench engine
+	$(CARGO) bench -p shared --features rt --bench rt_download
 
 ## Build and push the images, then `terraform apply` (see terraform/README.md).
 deploy:

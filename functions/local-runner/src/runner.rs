@@ -108,8 +108,10 @@ impl Setup {
                     .rt
                     .clone()
                     .context("configuration key `crm.rt`: the [crm.rt] section is required when crm.kind is `rt`")?;
+                let mut rt = RtConfig::from_toml(table)?;
+                rt.max_attachment_bytes = config.sync.max_attachment_bytes;
                 Arc::new(
-                    RtCrm::connect(RtConfig::from_toml(table)?)
+                    RtCrm::connect(rt)
                         .await
                         .context("connecting to Request Tracker")?,
                 )

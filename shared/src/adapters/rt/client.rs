@@ -104,6 +104,14 @@ impl RtClient {
         reply(call, response).await
     }
 
+    /// A GET whose successful reply is returned unread, for the caller to stream.
+    pub async fn get_streamed(&self, call: Call<'_>, path: &str) -> PortResult<Response> {
+        self.send(call, true, || {
+            self.request(Method::GET, path).timeout(self.timeout)
+        })
+        .await
+    }
+
     /// A GET whose JSON reply is returned.
     pub async fn get(
         &self,

@@ -177,6 +177,14 @@ pub struct RtConfig {
     /// Items per page when listing tickets, transactions and attachments.
     #[serde(default = "default_page_size")]
     pub page_size: u32,
+    /// The largest file casesync copies (`sync.max_attachment_bytes`, set by the
+    /// composition root): a download stops there even when RT gives no length.
+    #[serde(skip, default = "default_max_attachment_bytes")]
+    pub max_attachment_bytes: u64,
+}
+
+fn default_max_attachment_bytes() -> u64 {
+    50 * 1024 * 1024
 }
 
 fn default_sync_flag_field() -> String {
@@ -230,6 +238,7 @@ impl RtConfig {
             requests_per_second: default_requests_per_second(),
             request_timeout_secs: default_request_timeout_secs(),
             page_size: default_page_size(),
+            max_attachment_bytes: default_max_attachment_bytes(),
         }
     }
 

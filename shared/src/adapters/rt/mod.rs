@@ -24,6 +24,7 @@
 
 pub mod client;
 pub mod config;
+pub mod content_stream;
 pub mod ticketsql;
 pub mod wire;
 
@@ -40,7 +41,6 @@ use async_trait::async_trait;
 use base64::Engine as _;
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 use client::{Reply, RtClient};
-use futures::StreamExt;
 use reqwest::Method;
 use serde_json::{Value, json};
 use std::collections::{HashMap, HashSet};
@@ -792,10 +792,23 @@ impl Crm for RtCrm {
         _id: &str,
         attachment: &CrmAttachment,
     ) -> PortResult<ByteStream> {
-        let bytes = self
-            .part_bytes("rt.download_attachment", &attachment.id)
+        const OP: &str = "rt.download_attachment";
+        let what = format!("attachment {}", attachment.id);
+        let response = self
+            .client
+            .get_streamed(
+                Call { op: OP, what: &what },
+                &format!("/attachment/{}", segment(&attachment.id)),
+            )
             .await?;
-        Ok(futures::stream::once(async move { Ok(bytes::Bytes::from(bytes)) }).boxed())
+        // Streamed and decoded as it arrives: memory does not grow with the file (§11.13).
+        let max = self.config.max_attachment_bytes;
+        Ok(content_stream::decode_content(
+            OP,
+            response.bytes_stream(),
+            content_stream::max_reply_bytes(max),
+            max,
+        ))
     }
 
     async fn upload_attachment(
