@@ -168,7 +168,9 @@ impl Function {
             ),
         })?;
         Ok(if crm.kind == "rt" {
-            CrmSettings::Rt(Box::new(RtConfig::from_toml(table)?))
+            let mut rt = RtConfig::from_toml(table)?;
+            rt.max_attachment_bytes = self.config.sync.max_attachment_bytes;
+            CrmSettings::Rt(Box::new(rt))
         } else {
             CrmSettings::Jira(Box::new(JiraConfig::from_toml(table)?))
         })

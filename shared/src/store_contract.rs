@@ -1222,7 +1222,7 @@ mod tests {
 
     #[tokio::test]
     async fn every_check_is_listed_and_the_suite_shares_one_store() {
-        assert_eq!(all_checks().len(), 16);
+        assert_eq!(all_checks().len(), 17);
         // Twice on one store: the checks tolerate each other's data and their own reruns.
         let (_dir, store) = sqlite();
         run_all(&store).await;

@@ -82,7 +82,9 @@ impl ContentDecoder {
                             b'/' => text.push(b'/'),
                             // Line breaks inside the base64 text, written as JSON escapes.
                             b'n' | b'r' | b't' => {}
-                            _ => return Err(format!("unexpected escape \\{} in Content", b as char)),
+                            _ => {
+                                return Err(format!("unexpected escape \\{} in Content", b as char));
+                            }
                         }
                     } else {
                         match b {
@@ -303,7 +305,10 @@ mod tests {
         let json = reply_with(&base64::engine::general_purpose::STANDARD.encode(&data));
         let err = decode_in_chunks(&json, 512, 9_999).await.unwrap_err();
         assert_eq!(err.class(), crate::error::ErrorClass::Permanent);
-        assert!(err.to_string().contains("sync.max_attachment_bytes"), "{err}");
+        assert!(
+            err.to_string().contains("sync.max_attachment_bytes"),
+            "{err}"
+        );
         assert_eq!(decode_in_chunks(&json, 512, 10_000).await.unwrap(), data);
     }
 
@@ -317,8 +322,20 @@ mod tests {
 
     #[tokio::test]
     async fn broken_replies_are_errors_not_empty_files() {
-        assert!(decode_in_chunks(r#"{"Content":"AAA"#, 3, 100).await.is_err());
-        assert!(decode_in_chunks(r#"{"Filename":"a"}"#, 3, 100).await.is_err());
-        assert!(decode_in_chunks(r#"{"Content":"A!A="}"#, 3, 100).await.is_err());
+        assert!(
+            decode_in_chunks(r#"{"Content":"AAA"#, 3, 100)
+                .await
+                .is_err()
+        );
+        assert!(
+            decode_in_chunks(r#"{"Filename":"a"}"#, 3, 100)
+                .await
+                .is_err()
+        );
+        assert!(
+            decode_in_chunks(r#"{"Content":"A!A="}"#, 3, 100)
+                .await
+                .is_err()
+        );
     }
 }

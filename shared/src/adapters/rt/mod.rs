@@ -797,7 +797,10 @@ impl Crm for RtCrm {
         let response = self
             .client
             .get_streamed(
-                Call { op: OP, what: &what },
+                Call {
+                    op: OP,
+                    what: &what,
+                },
                 &format!("/attachment/{}", segment(&attachment.id)),
             )
             .await?;
