@@ -580,6 +580,18 @@ resource "google_cloud_run_v2_service" "cleanup_case_mappings" {
         value = google_firestore_database.casesync.name
       }
       env {
+        name  = "CASESYNC_PUBSUB__PROJECT"
+        value = var.project_id
+      }
+      env {
+        # Each run acknowledges the dead letters of cases that have synced since.
+        name = "CASESYNC_CLEANUP__DEAD_LETTER_SUBSCRIPTIONS"
+        value = join(",", [
+          google_pubsub_subscription.google_case_updates_dead_letter.id,
+          google_pubsub_subscription.company_case_updates_dead_letter.id,
+        ])
+      }
+      env {
         name  = "CASESYNC_SHIM__AUDIENCE"
         value = local.service_url["cleanup-case-mappings"]
       }

@@ -189,6 +189,18 @@ pub struct Config {
     pub shim: Option<toml::Table>,
     /// Read by the replay job.
     pub replay: Option<ReplaySection>,
+    /// Read by cleanup-case-mappings.
+    #[serde(default)]
+    pub cleanup: CleanupSection,
+}
+
+/// The `[cleanup]` keys: the dead-letter pull subscriptions whose messages of cases that
+/// have synced since are acknowledged by each cleanup run (none: dead letters are left alone).
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct CleanupSection {
+    #[serde(default, deserialize_with = "list_or_comma_separated")]
+    pub dead_letter_subscriptions: Vec<String>,
 }
 
 /// The `[replay]` keys of the `replay-dead-letters` job (which reads them from the

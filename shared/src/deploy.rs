@@ -129,6 +129,11 @@ pub const SHIM_ENV: &[&str] = &["CASESYNC_SHIM__AUDIENCE", "CASESYNC_SHIM__INVOK
 pub const PUSH_ENV: &[&str] = &["CASESYNC_SHIM__DEAD_LETTER_TOPIC"];
 /// Read by the replay job.
 pub const REPLAY_ENV: &[&str] = &["CASESYNC_REPLAY__SUBSCRIPTIONS"];
+/// Read by cleanup-case-mappings: the dead letters it acknowledges once their case synced.
+pub const CLEANUP_ENV: &[&str] = &[
+    "CASESYNC_PUBSUB__PROJECT",
+    "CASESYNC_CLEANUP__DEAD_LETTER_SUBSCRIPTIONS",
+];
 
 pub fn spec(name: &str) -> Option<&'static FunctionSpec> {
     FUNCTIONS.iter().find(|f| f.name == name)
@@ -151,6 +156,9 @@ pub fn required_env(name: &str) -> Vec<&'static str> {
     }
     if spec.needs.queue {
         env.extend(QUEUE_ENV);
+    }
+    if spec.name == "cleanup-case-mappings" {
+        env.extend(CLEANUP_ENV);
     }
     match spec.trigger {
         Trigger::Job => env.extend(REPLAY_ENV),
@@ -194,6 +202,10 @@ mod tests {
         assert!(required_env("poll-company").contains(&"CASESYNC_CRM__JIRA__API_TOKEN"));
         assert!(!required_env("poll-google").contains(&"CASESYNC_CRM__JIRA__API_TOKEN"));
         assert!(required_env("replay-dead-letters").contains(&"CASESYNC_REPLAY__SUBSCRIPTIONS"));
+        assert!(
+            required_env("cleanup-case-mappings")
+                .contains(&"CASESYNC_CLEANUP__DEAD_LETTER_SUBSCRIPTIONS")
+        );
         assert!(required_env("nope").is_empty());
     }
 

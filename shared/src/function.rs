@@ -6,7 +6,9 @@
 use crate::adapters::csapi::{CsapiClient, CsapiConfig};
 use crate::adapters::firestore_store::{FirestoreConfig, FirestoreStore};
 use crate::adapters::jira::{JiraConfig, JiraCrm};
-use crate::adapters::pubsub::{PubSubConfig, PubSubQueue, dead_letter_attributes};
+use crate::adapters::pubsub::{
+    PubSubConfig, PubSubDeadLetterReader, PubSubQueue, PubSubRest, dead_letter_attributes,
+};
 use crate::adapters::rt::{RtConfig, RtCrm};
 use crate::clock::SystemClock;
 use crate::config::{Config, ConfigError};
@@ -176,6 +178,20 @@ impl Function {
         })
     }
 
+    /// The dead-letter subscriptions cleanup-case-mappings reads, with a REST client for
+    /// them; `None` when `cleanup.dead_letter_subscriptions` is empty.
+    #[allow(clippy::type_complexity)]
+    pub fn cleanup_dead_letters(
+        &self,
+    ) -> Result<Option<Arc<(PubSubRest, Vec<String>)>>, StartError> {
+        let subscriptions = &self.config.cleanup.dead_letter_subscriptions;
+        if self.spec.name != "cleanup-case-mappings" || subscriptions.is_empty() {
+            return Ok(None);
+        }
+        let rest = PubSubRest::new(&self.pubsub_config()?)?;
+        Ok(Some(Arc::new((rest, subscriptions.clone()))))
+    }
+
     /// Where a push function's shim dead-letters a message itself.
     pub async fn dead_letter_sink(&self) -> Result<Option<Arc<dyn DeadLetterSink>>, StartError> {
         let Some(topic) = self.env.get("CASESYNC_SHIM__DEAD_LETTER_TOPIC").cloned() else {
@@ -231,9 +247,23 @@ pub async fn serve_scheduled(name: &'static str) -> Result<(), ServeError> {
     let function = Function::load(name, crate::config::process_env()?.into_iter().collect())?;
     let shim = function.shim_config()?;
     let engine = function.engine().await?;
+    let dead_letters = function.cleanup_dead_letters()?;
     crate::shim::run(shim, None, move |_scheduled| {
         let engine = engine.clone();
-        async move { run_scheduled(&engine, name).await }
+        let dead_letters = dead_letters.clone();
+        async move {
+            match (name, dead_letters) {
+                ("cleanup-case-mappings", Some(subscriptions)) => {
+                    // A reader per run: each run walks the dead letters once.
+                    let reader = PubSubDeadLetterReader::new(
+                        subscriptions.0.clone(),
+                        subscriptions.1.clone(),
+                    );
+                    report(engine.cleanup_with_dead_letters(&reader).await)
+                }
+                _ => run_scheduled(&engine, name).await,
+            }
+        }
     })
     .await?;
     Ok(())

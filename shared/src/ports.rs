@@ -167,3 +167,25 @@ pub trait MappingStore: Send + Sync {
 pub trait SyncQueue: Send + Sync {
     async fn publish(&self, direction: Direction, key: &str) -> PortResult<()>;
 }
+
+/// A dead-lettered sync message, as cleanup-case-mappings reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadLetterMessage {
+    /// What [`DeadLetterQueue::ack_dead_letters`] takes.
+    pub handle: String,
+    /// The direction the message asked for, when it can be told.
+    pub direction: Option<Direction>,
+    pub case_key: String,
+    /// When it was dead-lettered.
+    pub dead_lettered_at: DateTime<Utc>,
+}
+
+/// The dead letters, read by cleanup-case-mappings so that the dead letter of a case that
+/// has since synced is acknowledged and a non-empty dead-letter queue means "a person is
+/// needed" (issue 11 §3.3). A message read and not acknowledged stays for the replay.
+#[async_trait]
+pub trait DeadLetterQueue: Send + Sync {
+    /// Up to `max` dead letters not yet seen by this reader in this run.
+    async fn read_dead_letters(&self, max: usize) -> PortResult<Vec<DeadLetterMessage>>;
+    async fn ack_dead_letters(&self, handles: &[String]) -> PortResult<()>;
+}

@@ -6,7 +6,7 @@ use anyhow::{Context, bail};
 use shared::adapters::csapi::{CsapiClient, CsapiConfig};
 use shared::adapters::jira::{JiraConfig, JiraCrm};
 use shared::adapters::rt::{RtConfig, RtCrm};
-use shared::adapters::sqlite_queue::EmbeddedQueue;
+use shared::adapters::sqlite_queue::{EmbeddedDeadLetters, EmbeddedQueue};
 use shared::adapters::sqlite_store::SqliteStore;
 use shared::clock::{Clock, SystemClock};
 use shared::config::{Config, RunnerConfig};
@@ -193,6 +193,7 @@ pub async fn run(setup: Setup, for_at_most: Option<Duration>) -> anyhow::Result<
             task,
             every,
             setup.engine.clone(),
+            setup.queue.clone(),
             stop_rx.clone(),
         ));
     }
@@ -254,6 +255,7 @@ async fn scheduled(
     task: &'static str,
     every: Duration,
     engine: Engine,
+    queue: Arc<EmbeddedQueue>,
     mut stop: watch::Receiver<bool>,
 ) {
     let mut ticker = tokio::time::interval(every);
@@ -277,14 +279,14 @@ async fn scheduled(
                 .await
                 .map(|r| serde_json::to_value(r).unwrap_or_default()),
             _ => engine
-                .cleanup_case_mappings()
+                .cleanup_with_dead_letters(&EmbeddedDeadLetters::new(&queue))
                 .await
                 .map(|r| serde_json::to_value(r).unwrap_or_default()),
         };
         match outcome {
             Ok(report) => {
                 let busy = report.as_object().is_some_and(|o| {
-                    ["new_mappings", "enqueued"]
+                    ["new_mappings", "enqueued", "dead_letters_acked"]
                         .iter()
                         .any(|k| o.get(*k).and_then(|v| v.as_u64()).unwrap_or(0) > 0)
                         || o.get("deleted")

@@ -1,6 +1,13 @@
 //! Implementations of the ports: the embedded SQLite store and queue used by the local
 //! runner (and by tests), and the real API clients.
 
+#[cfg(any(
+    feature = "csapi",
+    feature = "jira",
+    feature = "rt",
+    feature = "pubsub"
+))]
+pub mod body_cap;
 #[cfg(feature = "csapi")]
 pub mod csapi;
 #[cfg(feature = "firestore")]

@@ -15,7 +15,7 @@
 
 use crate::domain::{Direction, SyncMessage};
 use crate::error::{ErrorClass, PortError, PortResult};
-use crate::ports::SyncQueue;
+use crate::ports::{DeadLetterMessage, DeadLetterQueue, SyncQueue};
 use crate::retry_policy::QueuePolicy;
 use async_trait::async_trait;
 use base64::Engine as _;
@@ -488,10 +488,12 @@ impl PubSubRest {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<u64>().ok())
             .map(Duration::from_secs);
-        let bytes = response
-            .bytes()
-            .await
-            .map_err(|e| PortError::retryable(operation, e.to_string()))?;
+        let bytes = crate::adapters::body_cap::read_capped(
+            response,
+            crate::adapters::body_cap::MAX_JSON_REPLY,
+        )
+        .await
+        .map_err(|e| PortError::retryable(operation, e.to_string()))?;
         if (200..300).contains(&status) || (accept_conflict && status == 409) {
             return Ok((status, bytes));
         }
@@ -701,6 +703,125 @@ fn error_message(bytes: &[u8]) -> String {
     error_json(bytes)
         .and_then(|e| e.get("message")?.as_str().map(str::to_string))
         .unwrap_or_else(|| truncate_bytes(&String::from_utf8_lossy(bytes), 300))
+}
+
+/// The dead-letter pull subscriptions as cleanup reads them (issue 11 §3.3). A message read
+/// and not acknowledged comes back after its ack deadline, for the replay job or a person;
+/// within one run each message is handed out once.
+pub struct PubSubDeadLetterReader {
+    rest: PubSubRest,
+    subscriptions: Vec<String>,
+    seen: Mutex<std::collections::HashSet<String>>,
+    /// Subscriptions that answered empty (or only repeats) in this run.
+    drained: Mutex<std::collections::HashSet<String>>,
+}
+
+impl PubSubDeadLetterReader {
+    pub fn new(rest: PubSubRest, subscriptions: Vec<String>) -> Self {
+        PubSubDeadLetterReader {
+            rest,
+            subscriptions,
+            seen: Mutex::new(Default::default()),
+            drained: Mutex::new(Default::default()),
+        }
+    }
+}
+
+/// The direction a dead letter asked for: from the shim's own attribute, from Pub/Sub's
+/// dead-letter source subscription (named after its sync function), or from the
+/// dead-letter subscription's name.
+pub fn dead_letter_direction(
+    attributes: &HashMap<String, String>,
+    subscription: &str,
+) -> Option<Direction> {
+    if let Some(d) = attributes
+        .get(SOURCE_TOPIC_ATTRIBUTE)
+        .and_then(|t| Direction::from_topic(t.rsplit('/').next().unwrap_or(t)))
+    {
+        return Some(d);
+    }
+    let by_name = |name: &str| {
+        if name.contains("sync-google-to-company") || name.contains("google-case-updates") {
+            Some(Direction::GoogleToCompany)
+        } else if name.contains("sync-company-to-google") || name.contains("company-case-updates") {
+            Some(Direction::CompanyToGoogle)
+        } else {
+            None
+        }
+    };
+    attributes
+        .get("CloudPubSubDeadLetterSourceSubscription")
+        .and_then(|s| by_name(s))
+        .or_else(|| by_name(subscription))
+}
+
+#[async_trait]
+impl DeadLetterQueue for PubSubDeadLetterReader {
+    async fn read_dead_letters(&self, max: usize) -> PortResult<Vec<DeadLetterMessage>> {
+        let max = u32::try_from(max.clamp(1, 1000)).unwrap_or(1000);
+        for subscription in &self.subscriptions {
+            if self
+                .drained
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .contains(subscription)
+            {
+                continue;
+            }
+            let pulled = self.rest.pull(subscription, max).await?;
+            let mut out = Vec::new();
+            {
+                let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+                for m in pulled {
+                    if !seen.insert(m.message_id.clone()) {
+                        continue;
+                    }
+                    let key = SyncMessage::decode(&m.data)
+                        .map(|msg| msg.key)
+                        .ok()
+                        .or_else(|| m.attributes.get("case_key").cloned())
+                        .unwrap_or_default();
+                    let at = m
+                        .publish_time
+                        .as_deref()
+                        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+                        .map(|t| t.with_timezone(&chrono::Utc));
+                    let Some(at) = at else { continue };
+                    out.push(DeadLetterMessage {
+                        handle: format!("{subscription}\n{}", m.ack_id),
+                        direction: dead_letter_direction(&m.attributes, subscription),
+                        case_key: key,
+                        dead_lettered_at: at,
+                    });
+                }
+            }
+            if out.is_empty() {
+                self.drained
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(subscription.clone());
+                continue;
+            }
+            return Ok(out);
+        }
+        Ok(Vec::new())
+    }
+
+    async fn ack_dead_letters(&self, handles: &[String]) -> PortResult<()> {
+        let mut by_subscription: HashMap<&str, Vec<String>> = HashMap::new();
+        for h in handles {
+            if let Some((subscription, ack_id)) = h.split_once('\n') {
+                by_subscription
+                    .entry(subscription)
+                    .or_default()
+                    .push(ack_id.to_string());
+            }
+        }
+        for (subscription, ack_ids) in by_subscription {
+            self.rest.acknowledge(subscription, &ack_ids).await?;
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]

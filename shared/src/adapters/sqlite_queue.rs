@@ -8,7 +8,7 @@ use super::{from_millis, open_sqlite, to_millis};
 use crate::clock::Clock;
 use crate::domain::{Direction, SyncMessage};
 use crate::error::{ErrorClass, PortError, PortResult};
-use crate::ports::SyncQueue;
+use crate::ports::{DeadLetterMessage, DeadLetterQueue, SyncQueue};
 use crate::retry_policy::QueuePolicy;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -286,6 +286,60 @@ impl SyncQueue for EmbeddedQueue {
     }
 }
 
+/// The embedded queue's dead letters as cleanup reads them: each run walks them once, in
+/// order, and acknowledging one deletes it.
+pub struct EmbeddedDeadLetters<'a> {
+    queue: &'a EmbeddedQueue,
+    after_id: Mutex<i64>,
+}
+
+impl<'a> EmbeddedDeadLetters<'a> {
+    pub fn new(queue: &'a EmbeddedQueue) -> Self {
+        EmbeddedDeadLetters {
+            queue,
+            after_id: Mutex::new(0),
+        }
+    }
+}
+
+#[async_trait]
+impl DeadLetterQueue for EmbeddedDeadLetters<'_> {
+    async fn read_dead_letters(&self, max: usize) -> PortResult<Vec<DeadLetterMessage>> {
+        let mut after = self.after_id.lock().unwrap_or_else(|e| e.into_inner());
+        let letters: Vec<DeadLetter> = self
+            .queue
+            .dead_letters()?
+            .into_iter()
+            .filter(|d| d.id > *after)
+            .take(max)
+            .collect();
+        if let Some(last) = letters.last() {
+            *after = last.id;
+        }
+        Ok(letters
+            .into_iter()
+            .map(|d| DeadLetterMessage {
+                handle: d.id.to_string(),
+                direction: Direction::from_topic(&d.topic),
+                case_key: d.case_key,
+                dead_lettered_at: d.dead_at,
+            })
+            .collect())
+    }
+
+    async fn ack_dead_letters(&self, handles: &[String]) -> PortResult<()> {
+        let conn = self.queue.lock();
+        for h in handles {
+            let id: i64 = h
+                .parse()
+                .map_err(|_| PortError::Invalid(format!("not a dead-letter id: {h}")))?;
+            conn.execute("DELETE FROM dead_letters WHERE id = ?1", params![id])
+                .map_err(db_err("acknowledge a dead letter"))?;
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -358,6 +412,40 @@ mod tests {
         assert!(q.dead_letters().unwrap().is_empty());
         let again = q.receive().unwrap().unwrap();
         assert_eq!((again.attempt, again.payload.as_str()), (1, "garbage"));
+    }
+
+    #[tokio::test]
+    async fn cleanup_reads_each_dead_letter_once_per_run_and_acking_deletes_it() {
+        let (_dir, _clock, q) = setup();
+        for key in ["1", "2", "3"] {
+            q.publish(Direction::CompanyToGoogle, key).await.unwrap();
+            let d = q.receive().unwrap().unwrap();
+            q.nack(&d, ErrorClass::Permanent, "refused").unwrap();
+        }
+        let reader = EmbeddedDeadLetters::new(&q);
+        let first = reader.read_dead_letters(2).await.unwrap();
+        assert_eq!(
+            first
+                .iter()
+                .map(|l| l.case_key.as_str())
+                .collect::<Vec<_>>(),
+            vec!["1", "2"]
+        );
+        assert_eq!(first[0].direction, Some(Direction::CompanyToGoogle));
+        let second = reader.read_dead_letters(2).await.unwrap();
+        assert_eq!(second.len(), 1);
+        assert!(reader.read_dead_letters(2).await.unwrap().is_empty());
+        reader
+            .ack_dead_letters(&[first[1].handle.clone()])
+            .await
+            .unwrap();
+        let left: Vec<String> = q
+            .dead_letters()
+            .unwrap()
+            .into_iter()
+            .map(|d| d.case_key)
+            .collect();
+        assert_eq!(left, vec!["1", "3"]);
     }
 
     #[tokio::test]

@@ -1086,7 +1086,14 @@ impl Engine {
         a: &AttachmentView,
         lease: &LeaseGuard,
     ) -> PortResult<String> {
-        let body = from.download(a).await?;
+        // An upload never carries more than the size that was declared and checked against
+        // the limit (or the limit itself when the source declared none).
+        let declared = if a.size_bytes > 0 {
+            a.size_bytes
+        } else {
+            self.settings.max_attachment_bytes
+        };
+        let body = capped_stream(from.download(a).await?, declared);
         self.keep_lease(lease).await?;
         let (target_id, author) = to
             .upload(AttachmentUpload {
@@ -1238,6 +1245,32 @@ impl Engine {
         }
         Ok(())
     }
+}
+
+/// `body`, failing permanently once it yields more than `limit` bytes.
+fn capped_stream(body: crate::ports::ByteStream, limit: u64) -> crate::ports::ByteStream {
+    use futures::StreamExt;
+    let mut seen: u64 = 0;
+    body.map(move |chunk| {
+        let chunk = chunk?;
+        seen += chunk.len() as u64;
+        if seen > limit {
+            return Err(PortError::permanent(
+                "copy an attachment",
+                format!("the file is longer than the {limit} bytes it declared"),
+            ));
+        }
+        Ok(chunk)
+    })
+    .boxed()
+}
+
+#[cfg(test)]
+pub(crate) fn capped_stream_for_tests(
+    body: crate::ports::ByteStream,
+    limit: u64,
+) -> crate::ports::ByteStream {
+    capped_stream(body, limit)
 }
 
 fn side_name(side: Side) -> &'static str {

@@ -102,10 +102,25 @@ impl MediaClient {
         };
         let status = response.status();
         let headers = response.headers().clone();
-        let bytes = response
-            .bytes()
+        let bytes = if status.is_success() {
+            crate::adapters::body_cap::read_capped(
+                response,
+                crate::adapters::body_cap::MAX_JSON_REPLY,
+            )
             .await
-            .map_err(|e| errors::from_reqwest(operation, &e))?;
+            .map_err(|e| match e {
+                crate::adapters::body_cap::CapError::Transport(e) => {
+                    errors::from_reqwest(operation, &e)
+                }
+                too_large => PortError::permanent(operation, too_large.to_string()),
+            })?
+        } else {
+            crate::adapters::body_cap::read_error_body(
+                response,
+                crate::adapters::body_cap::MAX_ERROR_REPLY,
+            )
+            .await
+        };
         if !status.is_success() {
             return Err(errors::from_http(
                 operation,
@@ -139,7 +154,11 @@ impl MediaClient {
         let status = response.status();
         if !status.is_success() {
             let headers = response.headers().clone();
-            let bytes = response.bytes().await.unwrap_or_default();
+            let bytes = crate::adapters::body_cap::read_error_body(
+                response,
+                crate::adapters::body_cap::MAX_ERROR_REPLY,
+            )
+            .await;
             return Err(errors::from_http(
                 operation,
                 status.as_u16(),

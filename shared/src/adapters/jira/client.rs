@@ -110,7 +110,7 @@ impl JiraClient {
                 b
             })
             .await?;
-        response.bytes().await.map_err(|e| transport(call, e))
+        read_json_reply(call, response).await
     }
 
     /// Streams a download; redirects are followed.
@@ -164,7 +164,7 @@ impl JiraClient {
         if !response.status().is_success() {
             return Err(http_support::error_from(call, response, http_error).await);
         }
-        let bytes = response.bytes().await.map_err(|e| transport(call, e))?;
+        let bytes = read_json_reply(call, response).await?;
         serde_json::from_slice(&bytes).map_err(|_| undecodable(call.op, call.what.to_string()))
     }
 }
@@ -200,6 +200,17 @@ pub fn http_error(
         message,
         retry_after: retry_after.filter(|_| class == ErrorClass::Retryable),
     }
+}
+
+/// A JSON reply, read to [`MAX_JSON_REPLY`] (issue 12 §9).
+async fn read_json_reply(call: Call<'_>, response: reqwest::Response) -> PortResult<bytes::Bytes> {
+    use crate::adapters::body_cap::{CapError, MAX_JSON_REPLY, read_capped};
+    read_capped(response, MAX_JSON_REPLY)
+        .await
+        .map_err(|e| match e {
+            CapError::Transport(e) => transport(call, e),
+            too_large => PortError::permanent(call.op, format!("{}: {too_large}", call.what)),
+        })
 }
 
 #[cfg(test)]

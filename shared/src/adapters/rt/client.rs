@@ -171,7 +171,14 @@ async fn reply(call: Call<'_>, response: Response) -> PortResult<Reply> {
         .get(LOCATION)
         .and_then(|l| l.to_str().ok())
         .map(str::to_string);
-    let body = response.bytes().await.map_err(|e| transport(call, e))?;
+    use crate::adapters::body_cap::{CapError, MAX_JSON_REPLY, read_capped};
+    // Capped (issue 12 §9); attachments stream through `get_streamed` instead.
+    let body = read_capped(response, MAX_JSON_REPLY)
+        .await
+        .map_err(|e| match e {
+            CapError::Transport(e) => transport(call, e),
+            too_large => PortError::permanent(call.op, format!("{}: {too_large}", call.what)),
+        })?;
     Ok(Reply {
         status,
         location,

@@ -83,7 +83,10 @@ impl ContentDecoder {
                             // Line breaks inside the base64 text, written as JSON escapes.
                             b'n' | b'r' | b't' => {}
                             _ => {
-                                return Err(format!("unexpected escape \\{} in Content", b as char));
+                                return Err(format!(
+                                    "unexpected escape \\{} in Content",
+                                    b as char
+                                ));
                             }
                         }
                     } else {

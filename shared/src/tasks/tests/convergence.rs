@@ -673,3 +673,92 @@ async fn a_google_case_typed_into_the_crm_links_only_when_sync_include_admits_it
     assert!(m.google_link_checked);
     assert_eq!(m.google_case_name.as_deref(), Some(ours.as_str()));
 }
+
+// ---- §3.3: cleanup acknowledges the dead letters of cases that have synced since ---------
+
+/// Dead letters in memory, acknowledged by handle.
+#[derive(Default)]
+struct MemoryDeadLetters {
+    letters: std::sync::Mutex<Vec<crate::ports::DeadLetterMessage>>,
+    handed_out: std::sync::Mutex<bool>,
+}
+
+#[async_trait::async_trait]
+impl crate::ports::DeadLetterQueue for MemoryDeadLetters {
+    async fn read_dead_letters(
+        &self,
+        _max: usize,
+    ) -> crate::error::PortResult<Vec<crate::ports::DeadLetterMessage>> {
+        let mut once = self.handed_out.lock().unwrap();
+        if *once {
+            return Ok(Vec::new());
+        }
+        *once = true;
+        Ok(self.letters.lock().unwrap().clone())
+    }
+
+    async fn ack_dead_letters(&self, handles: &[String]) -> crate::error::PortResult<()> {
+        self.letters
+            .lock()
+            .unwrap()
+            .retain(|l| !handles.contains(&l.handle));
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn cleanup_acknowledges_only_dead_letters_of_cases_that_synced_since() {
+    let h = Harness::new();
+    let (healed, _) = h.linked_from_google().await;
+    let (stuck, _) = h.linked_from_google().await;
+    let key = |n: &str| n.rsplit('/').next().unwrap().to_string();
+    let dead_at = h.clock.now();
+    let letter = |handle: &str, name: &str| crate::ports::DeadLetterMessage {
+        handle: handle.into(),
+        direction: Some(Direction::GoogleToCompany),
+        case_key: key(name),
+        dead_lettered_at: dead_at,
+    };
+    let dlq = MemoryDeadLetters::default();
+    dlq.letters.lock().unwrap().extend([
+        letter("healed", &healed),
+        letter("stuck", &stuck),
+        letter("unknown", "projects/p/cases/999"),
+    ]);
+    // The first case syncs successfully after its message was dead-lettered.
+    h.tick(1);
+    h.google.comment_as_engineer(&healed, "Eng", "later");
+    h.engine
+        .sync_google_to_company(&key(&healed))
+        .await
+        .unwrap();
+
+    let report = h.engine.cleanup_with_dead_letters(&dlq).await.unwrap();
+    assert_eq!(
+        (report.dead_letters_acked, report.dead_letters_kept),
+        (1, 2)
+    );
+    let left: Vec<String> = dlq
+        .letters
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|l| l.handle.clone())
+        .collect();
+    assert_eq!(left, vec!["stuck".to_string(), "unknown".to_string()]);
+}
+
+#[tokio::test]
+async fn an_upload_stream_longer_than_its_declared_size_is_stopped() {
+    use futures::StreamExt;
+    let body: crate::ports::ByteStream = futures::stream::iter(vec![
+        Ok(bytes::Bytes::from_static(b"12345")),
+        Ok(bytes::Bytes::from_static(b"678")),
+    ])
+    .boxed();
+    let mut capped = super::super::sync::capped_stream_for_tests(body, 6);
+    assert!(capped.next().await.unwrap().is_ok());
+    let err = capped.next().await.unwrap().unwrap_err();
+    assert_eq!(err.class(), crate::error::ErrorClass::Permanent);
+    assert!(err.to_string().contains("declared"), "{err}");
+}
