@@ -7,6 +7,7 @@ pub mod clock;
 pub mod config;
 pub mod deploy;
 pub mod domain;
+pub mod echo;
 pub mod error;
 #[cfg(feature = "functions")]
 pub mod function;

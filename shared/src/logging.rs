@@ -16,21 +16,7 @@ use tracing_subscriber::registry::LookupSpan;
 /// The span field that carries a Cloud Trace resource name.
 pub const TRACE_FIELD: &str = "trace";
 
-/// How many characters of a value from outside (a case key, a token claim, a reason that
-/// quotes a body) a log line or a response repeats. Cloud Logging drops entries over 256 KB,
-/// so an uncapped 1.4 MB case key lost the very line that named the problem.
-pub const ECHO_LIMIT: usize = 200;
-
-/// `value` as it may be echoed: whole up to [`ECHO_LIMIT`] characters, otherwise its first
-/// [`ECHO_LIMIT`] characters followed by its length, so a reader still sees how big it was.
-pub fn capped(value: &str) -> std::borrow::Cow<'_, str> {
-    match value.char_indices().nth(ECHO_LIMIT) {
-        None => std::borrow::Cow::Borrowed(value),
-        Some((end, _)) => {
-            std::borrow::Cow::Owned(format!("{}… ({} bytes in all)", &value[..end], value.len()))
-        }
-    }
-}
+pub use crate::echo::{ECHO_LIMIT, capped};
 
 struct JsonFields(Map<String, Value>);
 

@@ -152,7 +152,12 @@ pub fn dead_letter_attributes(
     error: &str,
     source_topic: &str,
 ) -> HashMap<String, String> {
-    let mut attributes = original.clone();
+    // Pub/Sub refuses attribute values over its limit, and a refused dead-letter publish
+    // would leave the message unanswered: an oversized original value is cut too.
+    let mut attributes: HashMap<String, String> = original
+        .iter()
+        .map(|(k, v)| (k.clone(), truncate_bytes(v, MAX_ATTRIBUTE_BYTES)))
+        .collect();
     attributes.insert(ERROR_CLASS_ATTRIBUTE.into(), class.as_str().into());
     attributes.insert(
         ERROR_ATTRIBUTE.into(),
@@ -871,6 +876,10 @@ mod tests {
         assert_eq!(a[SOURCE_TOPIC_ATTRIBUTE], "casesync-google-case-updates");
         assert!(a[ERROR_ATTRIBUTE].len() <= MAX_ATTRIBUTE_BYTES);
         assert!(a[ERROR_ATTRIBUTE].ends_with('…'));
+        // An oversized original attribute (a pushed case_key of a megabyte) is cut too.
+        let huge = HashMap::from([(CASE_KEY_ATTRIBUTE.to_string(), "9".repeat(1 << 20))]);
+        let a = dead_letter_attributes(&huge, ErrorClass::Permanent, "bad", "t");
+        assert!(a[CASE_KEY_ATTRIBUTE].len() <= MAX_ATTRIBUTE_BYTES);
     }
 
     #[test]

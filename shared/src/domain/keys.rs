@@ -17,7 +17,8 @@ impl GoogleCaseKey {
         let shaped = name == number || name.split('/').rev().nth(1) == Some("cases");
         if number.is_empty() || !shaped || !number.chars().all(|c| c.is_ascii_alphanumeric()) {
             return Err(PortError::Invalid(format!(
-                "`{name}` is not a Google case name (…/cases/{{number}}) or case number"
+                "`{}` is not a Google case name (…/cases/{{number}}) or case number",
+                crate::echo::capped(name)
             )));
         }
         Ok(GoogleCaseKey(number.to_string()))
@@ -42,7 +43,10 @@ impl CompanyCaseKey {
     pub fn new(id: &str) -> Result<Self, PortError> {
         let id = id.trim();
         if id.is_empty() || id.len() > 200 || id.chars().any(|c| c.is_control()) {
-            return Err(PortError::Invalid(format!("`{id}` is not a CRM case id")));
+            return Err(PortError::Invalid(format!(
+                "`{}` is not a CRM case id",
+                crate::echo::capped(id)
+            )));
         }
         Ok(CompanyCaseKey(id.to_string()))
     }
