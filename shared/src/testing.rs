@@ -204,6 +204,12 @@ struct SupportState {
     stamps: Stamps,
 }
 
+/// The one case classification the double's catalogue holds.
+pub const MEMORY_CLASSIFICATION_ID: &str = "demo-classification";
+
+/// The display name and email of the customer who opens cases in the double.
+pub const MEMORY_CUSTOMER: (&str, &str) = ("Casey Customer", "casey@example.com");
+
 /// An in-memory Cloud Support API. Calls made through the `SupportApi` port are attributed
 /// to casesync's identity; the other methods act as a customer or a Google engineer.
 pub struct MemorySupportApi {
@@ -302,14 +308,14 @@ impl MemorySupportApi {
             &NewGoogleCase {
                 display_name: title.into(),
                 description: description.into(),
-                classification_id: "demo-classification".into(),
+                classification_id: MEMORY_CLASSIFICATION_ID.into(),
                 priority,
                 subscriber_emails: vec![],
                 test_case: false,
             },
             GoogleActor {
-                display_name: "Casey Customer".into(),
-                email: Some("casey@example.com".into()),
+                display_name: MEMORY_CUSTOMER.0.into(),
+                email: Some(MEMORY_CUSTOMER.1.into()),
                 google_support: false,
             },
             created,
@@ -489,9 +495,20 @@ impl SupportApi for MemorySupportApi {
                     .lock()
                     .cases
                     .values()
+                    // As `creator.email="…" AND "text"`: the email ignores case; free text
+                    // is a case-insensitive match over display name, description and
+                    // comments (the discovery document; the emulator's reading).
                     .filter(|c| {
-                        c.case.creator.email.as_deref() == Some(creator_email)
-                            && c.case.description.contains(text)
+                        let text = text.to_lowercase();
+                        let has = |s: &str| s.to_lowercase().contains(&text);
+                        c.case
+                            .creator
+                            .email
+                            .as_deref()
+                            .is_some_and(|e| e.eq_ignore_ascii_case(creator_email))
+                            && (has(&c.case.display_name)
+                                || has(&c.case.description)
+                                || c.comments.iter().any(|x| has(&x.body)))
                             && self.indexed(c.case.create_time)
                     })
                     .map(|c| c.case.clone())
@@ -609,8 +626,9 @@ impl SupportApi for MemorySupportApi {
             .await
     }
 
+    /// Like `caseClassifications.search`: only the catalogue's ids exist.
     async fn classification_exists(&self, classification_id: &str) -> PortResult<bool> {
-        Ok(!classification_id.is_empty())
+        Ok(classification_id == MEMORY_CLASSIFICATION_ID)
     }
 }
 
@@ -1092,4 +1110,46 @@ impl SyncQueue for RecordingQueue {
             .push((direction, key.to_string()));
         Ok(())
     }
+}
+
+/// A server that answers every request with `status` and `body`, each request read
+/// to its end first so the client sees the answer rather than a reset: for the adapters'
+/// tests of how they classify a reply.
+pub fn answering_server(status: u16, body: &'static str) -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap_or_else(|e| panic!("test server: cannot listen: {e}"));
+    let addr = listener
+        .local_addr()
+        .unwrap_or_else(|e| panic!("test server: no address: {e}"));
+    std::thread::spawn(move || {
+        for mut stream in listener.incoming().flatten() {
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 8192];
+            loop {
+                let n = std::io::Read::read(&mut stream, &mut chunk).unwrap_or(0);
+                if n == 0 {
+                    break;
+                }
+                buf.extend_from_slice(&chunk[..n]);
+                let text = String::from_utf8_lossy(&buf).to_ascii_lowercase();
+                if let Some(end) = text.find("\r\n\r\n") {
+                    let len = text[..end]
+                        .lines()
+                        .find_map(|l| l.strip_prefix("content-length:"))
+                        .and_then(|v| v.trim().parse::<usize>().ok())
+                        .unwrap_or(0);
+                    if buf.len() >= end + 4 + len {
+                        break;
+                    }
+                }
+            }
+            let reply = format!(
+                "HTTP/1.1 {status} Answer\r\ncontent-type: application/json\r\n\
+                 content-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = std::io::Write::write_all(&mut stream, reply.as_bytes());
+        }
+    });
+    format!("http://{addr}")
 }

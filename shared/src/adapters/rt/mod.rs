@@ -833,45 +833,8 @@ impl Crm for RtCrm {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::{Read, Write};
 
-    /// A server that answers every request with `status` and `body`, each request read
-    /// to its end first so the client sees the answer rather than a reset.
-    fn answering(status: u16, body: &'static str) -> String {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap();
-        std::thread::spawn(move || {
-            for mut stream in listener.incoming().flatten() {
-                let mut buf = Vec::new();
-                let mut chunk = [0u8; 8192];
-                loop {
-                    let n = stream.read(&mut chunk).unwrap_or(0);
-                    if n == 0 {
-                        break;
-                    }
-                    buf.extend_from_slice(&chunk[..n]);
-                    let text = String::from_utf8_lossy(&buf).to_ascii_lowercase();
-                    if let Some(end) = text.find("\r\n\r\n") {
-                        let len = text[..end]
-                            .lines()
-                            .find_map(|l| l.strip_prefix("content-length:"))
-                            .and_then(|v| v.trim().parse::<usize>().ok())
-                            .unwrap_or(0);
-                        if buf.len() >= end + 4 + len {
-                            break;
-                        }
-                    }
-                }
-                let reply = format!(
-                    "HTTP/1.1 {status} Answer\r\ncontent-type: application/json\r\n\
-                     content-length: {}\r\nconnection: close\r\n\r\n{body}",
-                    body.len()
-                );
-                let _ = stream.write_all(reply.as_bytes());
-            }
-        });
-        format!("http://{addr}")
-    }
+    use crate::testing::answering_server as answering;
 
     /// An adapter for the server at `base_url`, without connect's checks of user and queue.
     fn rt_at(base_url: &str) -> RtCrm {
