@@ -24,6 +24,8 @@ pub mod crm_contract;
 #[cfg(any(test, feature = "test-support"))]
 pub mod store_contract;
 #[cfg(any(test, feature = "test-support"))]
+pub mod support_contract;
+#[cfg(any(test, feature = "test-support"))]
 pub mod testing;
 
 pub use error::{ErrorClass, PortError};

@@ -13,6 +13,7 @@ use serde_json::Value;
 use shared::adapters::csapi::{CsapiClient, CsapiConfig, PAGE_SIZE};
 use shared::domain::{AttachmentUpload, NewGoogleCase, Priority};
 use shared::ports::SupportApi;
+use shared::support_contract::{self, CustomerCase, DriverResult, SupportActor};
 use shared::{ErrorClass, PortError};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
@@ -1248,4 +1249,128 @@ fn path_regex(template: &str, params: &serde_json::Map<String, Value>) -> (regex
     literal += rest.len();
     re.push('$');
     (regex::Regex::new(&re).expect("template regex"), literal)
+}
+
+// ---- the SupportApi contract suite -----------------------------------------------------
+
+/// People on Google's side of the emulator (a customer, Google Support), through its
+/// in-process control API: the second voice the shared `SupportApi` suite needs.
+struct EmulatorActor {
+    emulator: Emulator,
+}
+
+const CUSTOMER_NAME: &str = "Alex Customer";
+const CUSTOMER_EMAIL: &str = "alex@example.com";
+
+fn name_of(what: &str, v: Result<Value, csapi_emulator::ApiError>) -> DriverResult<String> {
+    let v = v?;
+    v["name"]
+        .as_str()
+        .map(String::from)
+        .ok_or_else(|| format!("the emulator's {what} has no name: {v}").into())
+}
+
+fn wire_priority(p: Priority) -> &'static str {
+    match p {
+        Priority::P0 => "P0",
+        Priority::P1 => "P1",
+        Priority::P2 => "P2",
+        Priority::P3 => "P3",
+        Priority::P4 => "P4",
+    }
+}
+
+#[support_contract::async_trait]
+impl SupportActor for EmulatorActor {
+    fn parent(&self) -> String {
+        PROJECT.to_string()
+    }
+
+    fn caller_email(&self) -> String {
+        self.emulator.config().caller_email
+    }
+
+    fn customer(&self) -> (String, String) {
+        (CUSTOMER_NAME.to_string(), CUSTOMER_EMAIL.to_string())
+    }
+
+    fn classification_id(&self) -> String {
+        CLASSIFICATION.to_string()
+    }
+
+    fn page_size(&self) -> usize {
+        PAGE_SIZE as usize
+    }
+
+    async fn open_case_as_customer(&self, case: &CustomerCase) -> DriverResult<String> {
+        name_of(
+            "case",
+            self.emulator.try_create_case_as_customer(NewCustomerCase {
+                parent: PROJECT.to_string(),
+                display_name: case.display_name.clone(),
+                description: case.description.clone(),
+                priority: wire_priority(case.priority).to_string(),
+                classification_id: None,
+                creator_email: CUSTOMER_EMAIL.to_string(),
+                creator_name: CUSTOMER_NAME.to_string(),
+                create_time: case.created,
+            }),
+        )
+    }
+
+    async fn comment_as_engineer(
+        &self,
+        case_name: &str,
+        author: &str,
+        body: &str,
+    ) -> DriverResult<String> {
+        name_of(
+            "comment",
+            self.emulator.try_add_comment(
+                case_name,
+                csapi_emulator::Actor::google(author, None),
+                body,
+            ),
+        )
+    }
+
+    async fn attach_as_engineer(
+        &self,
+        case_name: &str,
+        author: &str,
+        filename: &str,
+        data: &[u8],
+    ) -> DriverResult<String> {
+        name_of(
+            "attachment",
+            self.emulator.try_add_attachment(
+                case_name,
+                csapi_emulator::Actor::google(author, None),
+                filename,
+                "application/octet-stream",
+                data,
+            ),
+        )
+    }
+
+    async fn set_priority(&self, case_name: &str, priority: Priority) -> DriverResult<()> {
+        Ok(self
+            .emulator
+            .set_priority(case_name, wire_priority(priority))?)
+    }
+
+    async fn close(&self, case_name: &str) -> DriverResult<()> {
+        Ok(self.emulator.close_case(case_name)?)
+    }
+}
+
+/// The shared `SupportApi` contract (the one the in-memory double passes too), every check
+/// against the CSAPI client on one emulator, so the double cannot drift from the client.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_support_api_contract_suite_passes_against_the_client() {
+    let env = Env::new().await;
+    let actor = EmulatorActor {
+        emulator: env.emu().clone(),
+    };
+    support_contract::run_all(&env.api, &actor).await;
 }
