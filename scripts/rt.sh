@@ -20,7 +20,7 @@
 # The instance: a private RT_SiteConfig (RT never reads /etc/request-tracker5), a fresh
 # SQLite DB, queue `GoogleSupport` with the custom fields `SyncWithGoogle` (Select:
 # true/false) and `GoogleCaseName` (Freeform), the API user `casesync` (casesync's own
-# identity, §11.1) and the person `agent1` ("Alex Agent"), each with a REST2 auth token,
+# identity, docs/INVARIANTS.md#own-identity) and the person `agent1` ("Alex Agent"), each with a REST2 auth token,
 # and `rt-server` (Starlet) on a free 127.0.0.1 port under setsid.
 set -euo pipefail
 

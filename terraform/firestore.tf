@@ -1,4 +1,4 @@
-# casesync's own named Native-mode database (DESIGN §2, §5): the case mappings, their key
+# casesync's own named Native-mode database (docs/ARCHITECTURE.md#data-model): the case mappings, their key
 # documents and the poll bookkeeping, kept apart from anything else in the project.
 
 resource "google_firestore_database" "casesync" {

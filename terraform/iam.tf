@@ -1,4 +1,4 @@
-# Identities and grants (DESIGN §9, §11.1): ONE runtime account that every function runs as,
+# Identities and grants (docs/ARCHITECTURE.md#security, docs/INVARIANTS.md#own-identity): ONE runtime account that every function runs as,
 # so everything casesync writes carries one identity, and one invoker account per trigger,
 # the only caller its service accepts. Every grant is the narrowest role on the narrowest
 # resource that works; the Terraform test keeps an allow-list of the roles used here.
@@ -36,7 +36,7 @@ resource "google_service_account" "invoker" {
   depends_on = [google_project_service.apis]
 }
 
-# --- The runtime account on the organization: the Cloud Support API (DESIGN §9) ---------
+# --- The runtime account on the organization: the Cloud Support API (docs/ARCHITECTURE.md#security) ---------
 
 resource "google_organization_iam_member" "runtime_support_editor" {
   org_id = var.organization_id

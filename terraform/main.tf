@@ -63,9 +63,9 @@ locals {
 
   google_create_parent = coalesce(var.google_create_parent, var.google_parent)
 
-  # A TOML array as the configuration's env override expects it (DESIGN §11.14); JSON
+  # A TOML array as the configuration's env override expects it (README.md#configuration); JSON
   # string arrays are valid TOML. The runtime account is always one of casesync's own
-  # identities: every comment casesync writes carries it (§11.1).
+  # identities: every comment casesync writes carries it (docs/INVARIANTS.md#own-identity).
   google_own_identities = jsonencode(concat([google_service_account.runtime.email], var.google_extra_own_identities))
 
   # The Pub/Sub service agent forwards undeliverable messages to the dead-letter topics and

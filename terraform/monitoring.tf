@@ -1,4 +1,4 @@
-# What an operator watches (DESIGN §2, §11.11): an alert while dead letters wait, an alert
+# What an operator watches (docs/ARCHITECTURE.md#production-topology): an alert while dead letters wait, an alert
 # while detect-outages reports an outage, and one dashboard with throughput, errors, dead
 # letters and outage state. Alerts notify var.notification_channels (none by default: the
 # incidents still open in the console).
@@ -62,7 +62,7 @@ resource "google_monitoring_alert_policy" "dead_letters" {
   depends_on = [google_project_service.apis]
 }
 
-# detect-outages answers 5xx while any case has not synced within its tolerance (DESIGN §6),
+# detect-outages answers 5xx while any case has not synced within its tolerance (docs/ARCHITECTURE.md#detect-outages),
 # and also when it cannot run at all. Either way a person should look.
 resource "google_monitoring_alert_policy" "outage_detected" {
   project      = var.project_id

@@ -1,4 +1,4 @@
-# The sync queues (DESIGN §2, §11.3, §11.11): one topic per direction, a push subscription to
+# The sync queues (docs/ARCHITECTURE.md#exact-numbers): one topic per direction, a push subscription to
 # its sync service, and a dead-letter topic with a pull subscription the replay job reads.
 #
 # Every retry and dead-letter number here is a literal equal to
@@ -205,7 +205,7 @@ resource "google_pubsub_topic_iam_member" "runtime_publishes" {
   member  = google_service_account.runtime.member
 }
 
-# The sync services' shim dead-letters a message it cannot process itself (DESIGN §8).
+# The sync services' shim dead-letters a message it cannot process itself (docs/FAILURES.md#what-the-shim-answers).
 resource "google_pubsub_topic_iam_member" "runtime_publishes_dead_letters" {
   for_each = local.dead_letter_topics
 

@@ -1,6 +1,6 @@
-# The functions (DESIGN §2): six Cloud Run services, each reachable only with an OIDC token
+# The functions (docs/ARCHITECTURE.md#production-topology): six Cloud Run services, each reachable only with an OIDC token
 # of its own trigger's invoker account, and the replay tool as a Cloud Run job. All run as
-# the one runtime account (§11.1).
+# the one runtime account (docs/INVARIANTS.md#own-identity).
 #
 # Each service sets exactly the environment its function reads at start-up
 # (`shared::deploy::required_env`), plus CASESYNC_CRM__JIRA__ISSUE_TYPE where the Jira adapter

@@ -1,4 +1,4 @@
-# The scheduled triggers (DESIGN §2, §11.11). Schedules and retry settings are literals equal
+# The scheduled triggers (docs/ARCHITECTURE.md#exact-numbers). Schedules and retry settings are literals equal
 # to the `SchedulerRetry` constants in `shared::retry_policy`; tests/integration/terraform.rs
 # fails when they drift. Each job calls its service with an OIDC token of its own invoker
 # account, for the audience the service's shim expects.

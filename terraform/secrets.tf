@@ -1,4 +1,4 @@
-# The CRM credential (DESIGN §9): the Jira API token of casesync's own Atlassian account, in
+# The CRM credential (docs/ARCHITECTURE.md#security): the Jira API token of casesync's own Atlassian account, in
 # Secret Manager. Terraform creates the secret and lets the runtime account read it; the
 # value is added by the operator (README), so it never passes through Terraform state. Only
 # when jira_api_token is set does Terraform add the version itself (then it IS in state).

@@ -27,7 +27,7 @@ variable "region" {
 }
 
 variable "organization_id" {
-  description = "The numeric ID of the organization whose support cases casesync syncs. The runtime account is granted Tech Support Editor and Organization Viewer there (DESIGN §9)."
+  description = "The numeric ID of the organization whose support cases casesync syncs. The runtime account is granted Tech Support Editor and Organization Viewer there (docs/ARCHITECTURE.md#security)."
   type        = string
 
   validation {
@@ -77,7 +77,7 @@ variable "jira_base_url" {
 }
 
 variable "jira_email" {
-  description = "The e-mail of casesync's own Atlassian account (crm.jira.email). It must be an account of its own: a person's account makes that person's comments look like mirrors (DESIGN §11.18)."
+  description = "The e-mail of casesync's own Atlassian account (crm.jira.email). It must be an account of its own: a person's account makes that person's comments look like mirrors (docs/INVARIANTS.md#own-identity)."
   type        = string
 
   validation {
@@ -257,7 +257,7 @@ variable "container_cpu" {
 }
 
 variable "container_memory" {
-  description = "Memory limit of every function container. Attachments stream (DESIGN §11.13), so memory does not grow with file size."
+  description = "Memory limit of every function container. Attachments stream (docs/INVARIANTS.md#attachment-limits), so memory does not grow with file size."
   type        = string
   default     = "512Mi"
 }
@@ -298,7 +298,7 @@ variable "scheduler_paused" {
 # ---------------------------------------------------------------------------------------
 
 variable "firestore_database" {
-  description = "The name of casesync's own Native-mode Firestore database (DESIGN §2)."
+  description = "The name of casesync's own Native-mode Firestore database (docs/ARCHITECTURE.md#production-topology)."
   type        = string
   default     = "casesync"
 

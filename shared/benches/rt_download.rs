@@ -1,4 +1,4 @@
-//! Memory goal of the RT download (`make bench`, issue 11 §3.12): a 50 MiB attachment,
+//! Memory goal of the RT download (`make bench`, docs/INVARIANTS.md#attachment-limits): a 50 MiB attachment,
 //! which RT hands out only as base64 inside JSON, is decoded as it streams, so the heap
 //! grows by a bounded amount (a network chunk and a decoded chunk), not by the file's size.
 //!

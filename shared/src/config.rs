@@ -1,4 +1,4 @@
-//! casesync's configuration (§11.14): a TOML file named by `CASESYNC_CONFIG`, overridden
+//! casesync's configuration (README.md#configuration): a TOML file named by `CASESYNC_CONFIG`, overridden
 //! by environment variables `CASESYNC_{SECTION}__{KEY}` (nested keys joined by `__`), read
 //! and checked once at start-up. Every error names the key that is wrong, so an operator
 //! can fix it without reading code. Secrets come only from the environment (or Secret

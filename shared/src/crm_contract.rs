@@ -1,8 +1,8 @@
-//! The contract every CRM adapter passes (DESIGN §4): one suite, written against the `Crm`
+//! The contract every CRM adapter passes (docs/ARCHITECTURE.md#testing): one suite, written against the `Crm`
 //! port, so Jira, ServiceNow, Zendesk, Request Tracker and the in-memory double are held to
 //! the same behaviour the task bodies rely on (lookups by Google case, paging, the `since`
-//! windows of §11.5, the coarse search timestamps of §6, and telling casesync's own items
-//! from a person's, §7.6).
+//! windows, the coarse search timestamps of the skip rule, and telling casesync's own items
+//! from a person's; docs/INVARIANTS.md).
 //!
 //! The suite needs a second voice besides the adapter: a person working in the CRM. Each
 //! CRM's test supplies that as a [`CrmTestDriver`] (an emulator's control API, or the CRM's
@@ -222,7 +222,7 @@ pub async fn get_case_by_id(crm: &dyn Crm, driver: &dyn CrmTestDriver) {
     );
 }
 
-/// An id that names no case is `PortError::NotFound` (the engine unlinks on it, §11.9).
+/// An id that names no case is `PortError::NotFound` (the engine unlinks on it, docs/ARCHITECTURE.md#mapping-lifecycle).
 pub async fn get_unknown_case_is_not_found(crm: &dyn Crm, driver: &dyn CrmTestDriver) {
     const CHECK: &str = "get_unknown_case_is_not_found";
     let id = driver.unknown_case_id();
@@ -319,7 +319,7 @@ pub async fn create_and_find_by_google_case(crm: &dyn Crm, driver: &dyn CrmTestD
 }
 
 /// Writing the Google case name into a person's case (after casesync created its Google
-/// counterpart, §11.6) makes it findable by that Google case.
+/// counterpart, docs/INVARIANTS.md#create-intents-and-the-lookup-lag) makes it findable by that Google case.
 pub async fn set_google_case_name_is_found(crm: &dyn Crm, driver: &dyn CrmTestDriver) {
     const CHECK: &str = "set_google_case_name_is_found";
     let id = drv(
@@ -750,7 +750,7 @@ pub async fn search_coarse_timestamps(crm: &dyn Crm, driver: &dyn CrmTestDriver)
     );
 }
 
-/// Only casesync's own comments and attachments count as its own (§7.6): a person typing
+/// Only casesync's own comments and attachments count as its own (docs/INVARIANTS.md#no-spoofing): a person typing
 /// a marker does not make a comment casesync's.
 pub async fn connector_items_are_told_apart(crm: &dyn Crm, driver: &dyn CrmTestDriver) {
     const CHECK: &str = "connector_items_are_told_apart";

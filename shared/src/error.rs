@@ -1,5 +1,5 @@
 //! Every failure casesync meets is classified once, here, as retryable, systemic or
-//! permanent (DESIGN §8, §11.10). The class decides what the caller does: retry later,
+//! permanent (docs/FAILURES.md#failure-classes). The class decides what the caller does: retry later,
 //! alarm an operator without blaming the message, or dead-letter the message.
 
 use std::time::Duration;
@@ -25,7 +25,7 @@ impl ErrorClass {
         }
     }
 
-    /// Classifies an HTTP status the way §11.10 lists it.
+    /// Classifies an HTTP status the way docs/FAILURES.md#failure-classes lists it.
     pub fn from_http_status(status: u16) -> ErrorClass {
         match status {
             401 | 403 => ErrorClass::Systemic,
@@ -40,7 +40,7 @@ impl ErrorClass {
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum PortError {
     /// The addressed object does not exist (HTTP 404). The engine turns this into the
-    /// `unlinked` state for a counterpart that disappeared (§11.9).
+    /// `unlinked` state for a counterpart that disappeared (docs/ARCHITECTURE.md#mapping-lifecycle).
     #[error("{operation}: not found: {what}")]
     NotFound { operation: String, what: String },
 
@@ -54,7 +54,7 @@ pub enum PortError {
         retry_after: Option<Duration>,
     },
 
-    /// Another delivery holds the lease on this mapping (§11.4).
+    /// Another delivery holds the lease on this mapping (docs/INVARIANTS.md#the-lease).
     #[error("mapping {mapping_id} is being synced by another delivery until {until}")]
     LeaseHeld { mapping_id: String, until: String },
 
@@ -73,7 +73,7 @@ pub enum PortError {
 
     /// A create took effect but a later part of it failed (RT creates a ticket and refuses a
     /// custom field with 200): the caller must record `id` before anything else can fail,
-    /// or the next attempt makes a second counterpart (§7.3).
+    /// or the next attempt makes a second counterpart (docs/INVARIANTS.md#one-counterpart).
     #[error("created {id}, but: {cause}")]
     PartlyApplied { id: String, cause: Box<PortError> },
 }

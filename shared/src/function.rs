@@ -29,7 +29,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 /// Installs the process's one rustls crypto provider before any TLS client is built
-/// (§11.16): with more than one compiled in, rustls would refuse to choose.
+/// (docs/ARCHITECTURE.md#build-rules): with more than one compiled in, rustls would refuse to choose.
 pub fn install_crypto_provider() {
     // Fails only when one is installed already, which is what we want.
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
@@ -216,7 +216,7 @@ enum CrmSettings {
     Rt(Box<RtConfig>),
 }
 
-/// Dead-letters through Pub/Sub with the reason in the attributes (§11.3).
+/// Dead-letters through Pub/Sub with the reason in the attributes (docs/ARCHITECTURE.md#sync-messages).
 struct PubSubDeadLetters {
     queue: PubSubQueue,
     topic: String,

@@ -1,5 +1,5 @@
 //! casesync's shared crate: everything the function binaries and the local runner have in
-//! common. Dependencies run one way (DESIGN §4): binaries → `config` → `adapters` and `tasks`
+//! common. Dependencies run one way (docs/ARCHITECTURE.md#layers): binaries → `config` → `adapters` and `tasks`
 //! (side by side) → `ports` → `domain`, `error`, `clock` and `retry_policy`.
 
 pub mod adapters;

@@ -1,4 +1,4 @@
-//! Structured JSON logs for Cloud Logging (DESIGN §8): one JSON object per line with
+//! Structured JSON logs for Cloud Logging (docs/FAILURES.md#what-the-shim-answers): one JSON object per line with
 //! `severity`, `time`, `message`, the event's and its spans' fields flattened, and a span's
 //! `trace` field written as `logging.googleapis.com/trace` so Cloud Logging groups a
 //! request's lines. tracing-subscriber's own JSON format names the level `level` and nests

@@ -1,5 +1,5 @@
 //! The ports: what the task bodies need from the outside world, and nothing more. Each has
-//! an in-memory or embedded implementation and a real one (DESIGN §4), so the task bodies
+//! an in-memory or embedded implementation and a real one (docs/ARCHITECTURE.md#ports), so the task bodies
 //! run unchanged in tests, in the local runner and in the Cloud Run functions.
 
 use crate::domain::{
@@ -27,7 +27,7 @@ pub trait SupportApi: Send + Sync {
         since: DateTime<Utc>,
     ) -> PortResult<Vec<GoogleCase>>;
     /// Cases under `parent` created by `creator_email` whose text contains `text` (used to
-    /// find a counterpart created before a lost reply, §11.6).
+    /// find a counterpart created before a lost reply, docs/INVARIANTS.md#create-intents-and-the-lookup-lag).
     async fn find_cases_by_creator_and_text(
         &self,
         parent: &str,
@@ -49,7 +49,7 @@ pub trait SupportApi: Send + Sync {
         case_name: &str,
         upload: AttachmentUpload,
     ) -> PortResult<GoogleAttachment>;
-    /// Whether a classification id exists (checked at start-up, §11.14).
+    /// Whether a classification id exists (checked at start-up, README.md#configuration).
     async fn classification_exists(&self, classification_id: &str) -> PortResult<bool>;
 
     /// The coarsest step of the case update times this API reports. The Cloud Support API
@@ -62,7 +62,7 @@ pub trait SupportApi: Send + Sync {
 /// A company ticketing system. Every adapter passes the same contract suite.
 #[async_trait]
 pub trait Crm: Send + Sync {
-    /// A short name (`jira`, `rt`, …) used in the description line of §11.6.
+    /// A short name (`jira`, `rt`, …) used in the description line (docs/INVARIANTS.md#markers).
     fn kind(&self) -> &str;
     /// The coarsest step of the update times this CRM reports (RT's `LastUpdated`: whole
     /// seconds). Two changes within one step carry the same update time, so the poll's skip
@@ -182,7 +182,7 @@ pub struct DeadLetterMessage {
 
 /// The dead letters, read by cleanup-case-mappings so that the dead letter of a case that
 /// has since synced is acknowledged and a non-empty dead-letter queue means "a person is
-/// needed" (issue 11 §3.3). A message read and not acknowledged stays for the replay.
+/// needed" (docs/FAILURES.md#dead-letters). A message read and not acknowledged stays for the replay.
 #[async_trait]
 pub trait DeadLetterQueue: Send + Sync {
     /// Up to `max` dead letters not yet seen by this reader in this run.

@@ -1,5 +1,5 @@
 //! The one place that holds every retry, backoff, schedule and dead-letter number
-//! (DESIGN §2 and §11.11). The embedded queue uses them locally, the Pub/Sub subscriptions
+//! (docs/ARCHITECTURE.md#exact-numbers). The embedded queue uses them locally, the Pub/Sub subscriptions
 //! and Scheduler jobs in `terraform/` must equal them (a test parses Terraform and compares),
 //! and tests use the fast profile of the same shape.
 
@@ -60,7 +60,7 @@ pub const SCHEDULER_JOBS: [SchedulerRetry; 4] = [
     CLEANUP_JOB,
 ];
 
-/// Topic names; the topic gives a sync message its direction (§11.3). DESIGN §2 calls them
+/// Topic names; the topic gives a sync message its direction (docs/ARCHITECTURE.md#sync-messages). The original design calls them
 /// `google-case-updates` and `company-case-updates`, but Pub/Sub refuses topic names that
 /// start with `goog`, so both carry the `casesync-` prefix.
 pub const GOOGLE_UPDATES_TOPIC: &str = "casesync-google-case-updates";
@@ -93,7 +93,7 @@ pub const PRODUCTION_QUEUE: QueuePolicy = QueuePolicy {
     dead_letter_subscription_retention: Duration::from_secs(7 * 24 * 3600),
 };
 
-/// The fast profile tests use: same shape, small numbers (§11.11).
+/// The fast profile tests use: same shape, small numbers (docs/ARCHITECTURE.md#exact-numbers).
 pub const FAST_QUEUE: QueuePolicy = QueuePolicy {
     ack_deadline: Duration::from_secs(30),
     min_backoff: Duration::from_secs(1),
@@ -124,7 +124,7 @@ impl QueuePolicy {
 }
 
 /// `Retry-After` up to this long is waited out in process; a longer one answers retryable
-/// (§11.10).
+/// (docs/FAILURES.md#failure-classes).
 pub const MAX_IN_PROCESS_RETRY_AFTER: Duration = Duration::from_secs(10);
 
 #[cfg(test)]

@@ -1,4 +1,4 @@
-//! The contract every `MappingStore` passes (DESIGN §4, §5, §11.2, §11.4, §11.12): one
+//! The contract every `MappingStore` passes (docs/ARCHITECTURE.md#testing, docs/INVARIANTS.md): one
 //! suite, written against the port, so the embedded SQLite store the local runner uses and
 //! the Firestore store production uses are held to the same semantics the task bodies rely
 //! on. The engine's correctness (one counterpart, one sync per case at a time, writers that
@@ -200,7 +200,7 @@ fn sync_owned(m: &CaseMapping) -> CaseMapping {
 // ---------------------------------------------------------------------------------------
 // The checks
 
-/// A new mapping is found by its id and by each of its keys (§11.2).
+/// A new mapping is found by its id and by each of its keys (docs/ARCHITECTURE.md#case-keys).
 pub async fn insert_and_find_by_either_key(store: &dyn MappingStore) {
     const C: &str = "insert_and_find_by_either_key";
     let (m, number, company) = linked_mapping();
@@ -344,7 +344,7 @@ pub async fn a_full_mapping_round_trips(store: &dyn MappingStore) {
     );
 }
 
-/// A second mapping that claims a key already mapped is not written at all (§11.2, §7.3).
+/// A second mapping that claims a key already mapped is not written at all (docs/INVARIANTS.md#one-counterpart).
 pub async fn a_clashing_insert_is_already_mapped_and_writes_nothing(store: &dyn MappingStore) {
     const C: &str = "a_clashing_insert_is_already_mapped_and_writes_nothing";
     let (first, number, company) = linked_mapping();
@@ -411,7 +411,7 @@ pub async fn a_clashing_insert_is_already_mapped_and_writes_nothing(store: &dyn 
     );
 }
 
-/// One holder at a time while the lease is live; anyone after it expires (§11.4).
+/// One holder at a time while the lease is live; anyone after it expires (docs/INVARIANTS.md#the-lease).
 pub async fn the_lease_is_exclusive_until_it_expires(store: &dyn MappingStore) {
     const C: &str = "the_lease_is_exclusive_until_it_expires";
     let missing = CaseMapping::id_for_google(&gkey(&fresh_number()));
@@ -467,7 +467,7 @@ pub async fn the_lease_is_exclusive_until_it_expires(store: &dyn MappingStore) {
     assert_eq!(err.class(), ErrorClass::Retryable, "{C}: LeaseHeld class");
 }
 
-/// Writes by a holder whose lease was taken over are refused (§11.4).
+/// Writes by a holder whose lease was taken over are refused (docs/INVARIANTS.md#the-lease).
 pub async fn save_synced_is_fenced_by_the_lease_holder(store: &dyn MappingStore) {
     const C: &str = "save_synced_is_fenced_by_the_lease_holder";
     let (m, _, _) = linked_mapping();
@@ -518,7 +518,7 @@ pub async fn save_synced_is_fenced_by_the_lease_holder(store: &dyn MappingStore)
 }
 
 /// Linking writes the new key; a key another mapping holds is a permanent error and
-/// nothing is written (§11.2, §7.3).
+/// nothing is written (docs/INVARIANTS.md#one-counterpart).
 pub async fn save_synced_links_new_keys_and_refuses_taken_ones(store: &dyn MappingStore) {
     const C: &str = "save_synced_links_new_keys_and_refuses_taken_ones";
     let number = fresh_number();
@@ -618,7 +618,7 @@ pub async fn release_lease_only_by_its_holder(store: &dyn MappingStore) {
 }
 
 /// A long sync renews its lease while it holds it; once another delivery took the lease over,
-/// renewing is refused, so the old sync stops before its next write (issue 11 §3.8).
+/// renewing is refused, so the old sync stops before its next write (docs/INVARIANTS.md#the-lease).
 pub async fn renew_lease_only_by_its_holder(store: &dyn MappingStore) {
     const C: &str = "renew_lease_only_by_its_holder";
     let (m, _, _) = linked_mapping();
@@ -881,7 +881,7 @@ pub async fn writes_to_a_missing_mapping_create_nothing(store: &dyn MappingStore
     );
 }
 
-/// The outage scan reads open mappings only (§11.12).
+/// The outage scan reads open mappings only (docs/ARCHITECTURE.md#detect-outages).
 pub async fn list_open_excludes_resolved(store: &dyn MappingStore) {
     const C: &str = "list_open_excludes_resolved";
     let (open, _, _) = linked_mapping();
@@ -929,7 +929,7 @@ pub async fn list_open_excludes_resolved(store: &dyn MappingStore) {
 }
 
 /// Cleanup deletes mappings resolved before the cutoff, with their key entries, and
-/// nothing else (§6 cleanup-case-mappings).
+/// nothing else (docs/ARCHITECTURE.md#cleanup-case-mappings).
 pub async fn delete_resolved_before_deletes_mappings_and_keys(store: &dyn MappingStore) {
     const C: &str = "delete_resolved_before_deletes_mappings_and_keys";
     let (mut old, old_number, old_company) = linked_mapping();
@@ -1005,7 +1005,7 @@ pub async fn delete_resolved_before_deletes_mappings_and_keys(store: &dyn Mappin
     );
 }
 
-/// The poll bookkeeping moves forward only, per side, and reads back as written (§11.12).
+/// The poll bookkeeping moves forward only, per side, and reads back as written (docs/INVARIANTS.md#derived-synced-at).
 pub async fn poll_times_only_move_forward(store: &dyn MappingStore) {
     const C: &str = "poll_times_only_move_forward";
     let before = ok(C, "global", store.global().await);
@@ -1079,7 +1079,7 @@ pub async fn poll_times_only_move_forward(store: &dyn MappingStore) {
     );
 }
 
-/// Two deliveries racing for one mapping's lease: exactly one wins (§11.4). Several rounds,
+/// Two deliveries racing for one mapping's lease: exactly one wins (docs/INVARIANTS.md#the-lease). Several rounds,
 /// so a store that only sometimes lets both through is caught.
 pub async fn concurrent_leases_have_one_winner(store: &dyn MappingStore) {
     const C: &str = "concurrent_leases_have_one_winner";
@@ -1105,7 +1105,7 @@ pub async fn concurrent_leases_have_one_winner(store: &dyn MappingStore) {
     }
 }
 
-/// Two polls racing to create one case's mapping: exactly one is Created (§7.3), whether
+/// Two polls racing to create one case's mapping: exactly one is Created (docs/INVARIANTS.md#one-counterpart), whether
 /// they insert the same mapping or one from each side with the same keys.
 pub async fn concurrent_inserts_have_one_winner(store: &dyn MappingStore) {
     const C: &str = "concurrent_inserts_have_one_winner";

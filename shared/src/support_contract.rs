@@ -410,7 +410,7 @@ pub async fn search_reads_every_page(api: &dyn SupportApi, actor: &dyn SupportAc
     );
 }
 
-/// The lookup of §11.6 finds casesync's cases whose display name, description or comments
+/// The lookup of docs/INVARIANTS.md#create-intents-and-the-lookup-lag finds casesync's cases whose display name, description or comments
 /// carry the text (the discovery document's free-text search), and no case by anybody
 /// else, and none without the text.
 pub async fn find_matches_creator_and_text_and_nothing_else(

@@ -1,6 +1,6 @@
 //! Turns one queued delivery into a sync and its outcome into ack, retry or dead letter —
 //! the local runner's equivalent of a push subscription calling a sync function and of the
-//! HTTP status mapping in DESIGN §8.
+//! HTTP status mapping in docs/FAILURES.md#what-the-shim-answers.
 
 use crate::adapters::sqlite_queue::{Delivery, EmbeddedQueue, NackOutcome};
 use crate::error::{ErrorClass, PortResult};

@@ -142,7 +142,7 @@ async fn cases_get_create_patch_close() {
     let got = env.api.get_case(&created.name).await.expect("cases.get");
     assert_eq!(got, created);
 
-    // The same case answers under its organization too (§11.2 keys by number).
+    // The same case answers under its organization too (docs/ARCHITECTURE.md#case-keys: keyed by number).
     let via_org = format!("{ORG}/cases/{}", number(&created.name));
     let got = env.api.get_case(&via_org).await.expect("cases.get via org");
     assert_eq!(number(&got.name), number(&created.name));
@@ -271,7 +271,7 @@ async fn find_by_creator_and_text_matches_the_quoted_line_exactly() {
     assert!(none.is_empty());
 }
 
-/// Issue 11 §2: a CSAPI that reads the discovery document literally ("separated by
+/// The strict emulator (tests/emulators/csapi-emulator/README.md): a CSAPI that reads the discovery document literally ("separated by
 /// `AND`") refused the juxtaposed lookup with 400, and every CRM→Google creation failed.
 /// The emulator refuses that form the same way; the adapter's lookup sends the `AND`
 /// form and finds the case.

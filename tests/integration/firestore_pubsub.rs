@@ -1,4 +1,4 @@
-//! The Firestore store and the Pub/Sub adapters against the official emulators (DESIGN §3):
+//! The Firestore store and the Pub/Sub adapters against the official emulators (docs/ARCHITECTURE.md#testing):
 //! the store contract suite on a named Native-mode database, writers racing from separate
 //! tasks, the documented document layout, and the Pub/Sub paths production relies on —
 //! sync messages with their attributes, the shim's own dead letters, and push deliveries

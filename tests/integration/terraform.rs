@@ -1,4 +1,4 @@
-//! `terraform/` checked offline against the code (DESIGN §2, §9, §11.11).
+//! `terraform/` checked offline against the code (docs/ARCHITECTURE.md#exact-numbers).
 //!
 //! No Terraform provider can be downloaded where the tests run, so `terraform validate` and
 //! `plan` are out of reach. Instead this module parses every `terraform/*.tf` with `hcl-rs`
@@ -46,9 +46,9 @@ const LOCAL_RUNNER: &str = "local-runner";
 const JIRA_EXTRA_ENV: &[&str] = &["CASESYNC_CRM__JIRA__ISSUE_TYPE"];
 
 /// Every role the Terraform may grant, and the only resource types it may be granted
-/// through: least privilege (DESIGN §9) is reviewed here, once, instead of in every diff.
+/// through: least privilege (docs/ARCHITECTURE.md#security) is reviewed here, once, instead of in every diff.
 const ALLOWED_ROLES: &[(&str, &[&str])] = &[
-    // The Cloud Support API, on the organization (§9).
+    // The Cloud Support API, on the organization (docs/ARCHITECTURE.md#security).
     (
         "roles/cloudsupport.techSupportEditor",
         &["google_organization_iam_member"],

@@ -1,5 +1,5 @@
 //! The official Firestore and Pub/Sub emulators, started for a test and stopped when it
-//! ends (DESIGN §3, reference/EMULATORS.md). They are started from their platform scripts,
+//! ends (docs/ARCHITECTURE.md#testing). They are started from their platform scripts,
 //! not through `gcloud … start` (two emulators started that way died together for no
 //! visible reason), each in its own process group on a free port, and stopped by killing
 //! that group: the scripts start a JVM, which outlives a plain kill of the script.

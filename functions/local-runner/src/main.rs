@@ -1,4 +1,4 @@
-//! `casesync-local`: the all-in-one local runner (DESIGN §3). The six task bodies in one
+//! `casesync-local`: the all-in-one local runner (docs/ARCHITECTURE.md#local-topology). The six task bodies in one
 //! process, on the embedded SQLite store and queue, scheduled by timers, with a worker pool
 //! draining the queue. With no configuration it runs against the bundled sandbox so a
 //! newcomer sees cases sync within a minute.

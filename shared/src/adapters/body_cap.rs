@@ -1,4 +1,4 @@
-//! Every HTTP reply casesync reads is read to a cap (issue 12 §9): a JSON reply to 16 MiB,
+//! Every HTTP reply casesync reads is read to a cap (docs/ARCHITECTURE.md#security): a JSON reply to 16 MiB,
 //! an error body to 64 KiB. A server that answers more, by mistake or on purpose, gets a
 //! clear error instead of a function that runs out of memory.
 

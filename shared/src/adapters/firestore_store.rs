@@ -1,5 +1,5 @@
 //! The production `MappingStore`: mappings and the poll bookkeeping in a named Native-mode
-//! Firestore database (DESIGN §2, §5). It passes the same contract suite as the embedded
+//! Firestore database (docs/ARCHITECTURE.md#data-model). It passes the same contract suite as the embedded
 //! SQLite store (`store_contract`), so the engine runs unchanged on either: one mapping per
 //! key, one lease holder, fields owned by their writers.
 //!
@@ -9,7 +9,7 @@
 //!   the seed's names: `googleCaseName`, `companyCaseID`, `resolvedAt`, …, plus
 //!   `schemaVersion`). Every time is a Firestore timestamp (`lease.until` and the ledger's
 //!   `attemptedAt` too); an unset one is stored as an explicit `null`, so that open mappings
-//!   are found with `resolvedAt == null`. The document id is deterministic (§11.2).
+//!   are found with `resolvedAt == null`. The document id is deterministic (docs/ARCHITECTURE.md#case-keys).
 //! - `caseMappingKeys/{google-{number} | company-{id, sanitised}}`: `{mappingId, side, key,
 //!   schemaVersion}`, one per key of a mapping, written in the mapping's transaction: a key
 //!   finds its mapping exactly, and a key can name only one mapping.
@@ -120,7 +120,7 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 pub struct FirestoreConfig {
     /// The Google Cloud project holding the database.
     pub project_id: String,
-    /// The named Native-mode database (§2).
+    /// The named Native-mode database (docs/ARCHITECTURE.md#production-topology).
     #[serde(default = "default_database_id")]
     pub database_id: String,
     /// `host:port` of a Firestore emulator. Unset, the client uses `FIRESTORE_EMULATOR_HOST`
@@ -718,7 +718,7 @@ fn outage_field(side: Side) -> &'static str {
 }
 
 // ---------------------------------------------------------------------------------------
-// Error classification (§11.10)
+// Error classification (docs/FAILURES.md#failure-classes)
 
 fn failed(operation: &str, class: ErrorClass, message: String) -> PortError {
     PortError::Failed {

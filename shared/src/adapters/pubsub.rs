@@ -1,4 +1,4 @@
-//! Pub/Sub, as casesync uses it in production (DESIGN §2, §11.3): the polls publish one
+//! Pub/Sub, as casesync uses it in production (docs/ARCHITECTURE.md#production-topology): the polls publish one
 //! sync message per case ([`PubSubQueue`], the `SyncQueue` port), the HTTP shim
 //! dead-letters a message it cannot process itself ([`PubSubQueue::publish_raw`] with
 //! [`dead_letter_attributes`]), and the replay tool pulls dead letters and acks each only
@@ -34,9 +34,9 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
-/// The attribute every sync message carries (§11.3).
+/// The attribute every sync message carries (docs/ARCHITECTURE.md#sync-messages).
 pub const CASE_KEY_ATTRIBUTE: &str = "case_key";
-/// Attributes of a message the shim dead-lettered itself (§11.3).
+/// Attributes of a message the shim dead-lettered itself (docs/ARCHITECTURE.md#sync-messages).
 pub const ERROR_CLASS_ATTRIBUTE: &str = "casesync_error_class";
 pub const ERROR_ATTRIBUTE: &str = "casesync_error";
 pub const SOURCE_TOPIC_ATTRIBUTE: &str = "casesync_source_topic";
@@ -279,7 +279,7 @@ fn from_publish(operation: &str, e: &PublishError) -> PortError {
     }
 }
 
-/// A failure of a call through the crate, classified by §11.10.
+/// A failure of a call through the crate, classified by docs/FAILURES.md#failure-classes.
 fn from_gax(operation: &str, e: &google_cloud_gax::error::Error) -> PortError {
     if let Some(status) = e.http_status_code() {
         return PortError::from_http(operation, status, e.to_string(), None);
@@ -345,7 +345,7 @@ pub struct PulledMessage {
     pub delivery_attempt: Option<u32>,
 }
 
-/// A push subscription, as casesync's sync functions get them (§11.11).
+/// A push subscription, as casesync's sync functions get them (docs/ARCHITECTURE.md#exact-numbers).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PushSubscription {
     /// An id under the configured project, or a full name.
@@ -361,7 +361,7 @@ pub struct PushSubscription {
     pub dead_letter_topic: Option<String>,
     pub max_delivery_attempts: u32,
     /// The invoker account whose OIDC token Pub/Sub attaches; `None` sends no token (the
-    /// emulator sends none anyway, §11.15).
+    /// emulator sends none anyway, docs/ARCHITECTURE.md#testing).
     pub oidc_service_account: Option<String>,
 }
 
@@ -538,7 +538,7 @@ impl PubSubRest {
             .await
     }
 
-    /// A pull subscription, such as the one kept on each dead-letter topic (§11.11).
+    /// A pull subscription, such as the one kept on each dead-letter topic (docs/ARCHITECTURE.md#exact-numbers).
     pub async fn create_pull_subscription(
         &self,
         subscription: &str,
@@ -710,7 +710,7 @@ fn error_message(bytes: &[u8]) -> String {
         .unwrap_or_else(|| truncate_bytes(&String::from_utf8_lossy(bytes), 300))
 }
 
-/// The dead-letter pull subscriptions as cleanup reads them (issue 11 §3.3). A message read
+/// The dead-letter pull subscriptions as cleanup reads them (docs/FAILURES.md#dead-letters). A message read
 /// and not acknowledged comes back after its ack deadline, for the replay job or a person;
 /// within one run each message is handed out once.
 pub struct PubSubDeadLetterReader {

@@ -1,6 +1,6 @@
 //! The embedded durable `SyncQueue`: the local runner's stand-in for the two Pub/Sub topics,
 //! their push subscriptions and dead-letter topics, in the same SQLite file as the store.
-//! Same semantics as production (§3): at-least-once delivery, exponential backoff from
+//! Same semantics as production (docs/ARCHITECTURE.md#local-topology): at-least-once delivery, exponential backoff from
 //! [`QueuePolicy`], dead letters kept with their reason after the last attempt or at once
 //! for a permanent error, and replay.
 

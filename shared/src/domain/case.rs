@@ -83,7 +83,7 @@ pub struct NewCrmCase {
     pub priority: Priority,
     /// The Google case's full name, written into the CRM's Google-name field.
     pub google_case_name: String,
-    /// The case number, for CRMs that also carry it as a label (Jira, §11.6).
+    /// The case number, for CRMs that also carry it as a label (Jira, docs/INVARIANTS.md#create-intents-and-the-lookup-lag).
     pub google_case_number: String,
 }
 
@@ -92,7 +92,7 @@ pub struct CrmComment {
     pub id: String,
     pub body: String,
     pub author_name: String,
-    /// Written by casesync's own CRM user (§11.1). Only these count as mirrors.
+    /// Written by casesync's own CRM user (docs/INVARIANTS.md#own-identity). Only these count as mirrors.
     pub by_connector: bool,
     pub created_at: DateTime<Utc>,
 }
@@ -109,14 +109,14 @@ pub struct CrmAttachment {
 }
 
 /// An attachment on its way from one side to the other: metadata plus a byte stream, so a
-/// transfer's memory does not grow with the file (§11.13).
+/// transfer's memory does not grow with the file (docs/INVARIANTS.md#attachment-limits).
 pub struct AttachmentUpload {
     pub filename: String,
     pub mime_type: String,
     pub size_bytes: u64,
     pub body: crate::ports::ByteStream,
     /// The marker naming the source attachment (`[Google Attachment {id} by {name}]`), for
-    /// CRMs that attach files through a comment, which then carries it (§11.5).
+    /// CRMs that attach files through a comment, which then carries it (docs/INVARIANTS.md#markers).
     pub marker: Option<String>,
 }
 

@@ -1,4 +1,4 @@
-//! How a case is named inside casesync (§11.2): a Google case by its case number, because
+//! How a case is named inside casesync (docs/ARCHITECTURE.md#case-keys): a Google case by its case number, because
 //! the same case is reachable under `projects/{id}`, `projects/{number}` and
 //! `organizations/{id}` names; a CRM case by its CRM id.
 
@@ -131,7 +131,7 @@ impl Direction {
     }
 }
 
-/// The body of a sync message (§11.3): `{"v":1,"key":"<case key>"}`.
+/// The body of a sync message (docs/ARCHITECTURE.md#sync-messages): `{"v":1,"key":"<case key>"}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SyncMessage {

@@ -1,5 +1,5 @@
 //! The persistent state of casesync: one `CaseMapping` per synced case and one `Global`
-//! record (§5). Field names follow the seed, so an operator who knows the original guide
+//! record (docs/ARCHITECTURE.md#data-model). Field names follow the seed, so an operator who knows the original guide
 //! recognises the documents in Firestore.
 //!
 //! Three writers share a mapping, and each owns its own fields, so none overwrites
@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 
 pub const SCHEMA_VERSION: u32 = 1;
 
-/// Whether a mapping is synced (§11.9).
+/// Whether a mapping is synced (docs/ARCHITECTURE.md#mapping-lifecycle).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(tag = "state", rename_all = "camelCase")]
 pub enum SyncState {
@@ -46,7 +46,7 @@ impl SyncState {
     }
 }
 
-/// A sync's claim on a mapping (§11.4).
+/// A sync's claim on a mapping (docs/INVARIANTS.md#the-lease).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Lease {
@@ -67,7 +67,7 @@ pub enum LedgerOutcome {
     Refused,
 }
 
-/// One source attachment in the mapping's ledger (§11.5).
+/// One source attachment in the mapping's ledger (docs/INVARIANTS.md#the-attachment-ledger).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct LedgerEntry {
@@ -119,12 +119,12 @@ pub struct CaseMapping {
     pub google_updates_synced_at: Option<DateTime<Utc>>,
     pub outage_comment_sent_to_google: bool,
     pub outage_comment_sent_to_company: bool,
-    /// The last agreed priority (§11.8).
+    /// The last agreed priority (docs/INVARIANTS.md#priority-and-close).
     pub priority: Priority,
     pub created_at: DateTime<Utc>,
     pub sync_state: SyncState,
     pub lease: Option<Lease>,
-    /// When a create of the Google counterpart was last attempted (§11.6).
+    /// When a create of the Google counterpart was last attempted (docs/INVARIANTS.md#create-intents-and-the-lookup-lag).
     pub google_create_intent_at: Option<DateTime<Utc>>,
     pub company_create_intent_at: Option<DateTime<Utc>>,
     /// Source attachment (`google:{name}` / `company:{id}`) → what became of it.
@@ -223,7 +223,7 @@ impl CaseMapping {
         }
     }
 
-    /// A mapping for a case first seen on Google (§6 poll-google): the company side is
+    /// A mapping for a case first seen on Google (docs/ARCHITECTURE.md#poll-google-and-poll-company): the company side is
     /// considered synced now, the Google side not yet.
     pub fn from_google(
         case_name: &str,
@@ -259,7 +259,7 @@ impl CaseMapping {
             .and_then(|id| CompanyCaseKey::new(id).ok())
     }
 
-    /// Both keys set: the creation phase is over (§11.12).
+    /// Both keys set: the creation phase is over (docs/ARCHITECTURE.md#data-model).
     pub fn is_linked(&self) -> bool {
         self.google_case_name.is_some() && self.company_case_id.is_some()
     }
@@ -297,7 +297,7 @@ impl CaseMapping {
         }
     }
 
-    /// The time a side's updates count as synced (§11.12): with nothing pending, the later of
+    /// The time a side's updates count as synced (docs/INVARIANTS.md#derived-synced-at): with nothing pending, the later of
     /// the last successful sync and the last good poll of that side.
     pub fn effective_synced_at(
         &self,
@@ -312,7 +312,7 @@ impl CaseMapping {
     }
 }
 
-/// The poll bookkeeping (§5, §11.12).
+/// The poll bookkeeping (docs/ARCHITECTURE.md#data-model).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct Global {
     pub google_last_polled_at: Option<DateTime<Utc>>,

@@ -1,5 +1,5 @@
 //! Every text casesync writes into a case and later reads back is formatted and parsed here,
-//! and only here (§11.5–§11.7): the mirror markers on comments, the "now syncing" comment,
+//! and only here (docs/INVARIANTS.md#markers): the mirror markers on comments, the "now syncing" comment,
 //! the line that names a CRM case in a Google case's description, and the outage comments.
 
 use super::Side;
@@ -9,7 +9,7 @@ use regex::Regex;
 /// CSAPI's limit on a comment body, in Unicode scalar values.
 pub const MAX_COMMENT_CHARS: usize = 12_800;
 
-/// Prefix of a CRM description mirrored from Google (§1).
+/// Prefix of a CRM description mirrored from Google (docs/ARCHITECTURE.md#what-syncs).
 pub const MIRRORED_DESCRIPTION_PREFIX: &str = "CONTENT MIRRORED FROM GOOGLE SUPPORT:\n";
 
 pub const RESUMED_COMMENT: &str = "Syncing has resumed.";
@@ -177,7 +177,7 @@ pub fn parse_now_syncing(body: &str) -> Option<&str> {
     body.trim().strip_prefix(NOW_SYNCING_PREFIX).map(str::trim)
 }
 
-/// The last line of a Google case casesync created for a CRM case (§11.6).
+/// The last line of a Google case casesync created for a CRM case (docs/INVARIANTS.md#create-intents-and-the-lookup-lag).
 pub fn description_line(crm_kind: &str, company_case_id: &str) -> String {
     format!("casesync: {crm_kind} case {company_case_id}")
 }
@@ -193,7 +193,7 @@ pub fn parse_description_line(description: &str) -> Option<(String, String)> {
     Some((kind.to_string(), id.to_string()))
 }
 
-/// The description of a CRM case mirrored from a Google case (§1, §11.18).
+/// The description of a CRM case mirrored from a Google case (docs/ARCHITECTURE.md#what-syncs).
 pub fn mirrored_crm_description(google_description: &str, google_case_url: &str) -> String {
     format!("{MIRRORED_DESCRIPTION_PREFIX}{google_description}\n\nGoogle case: {google_case_url}")
 }
@@ -218,7 +218,7 @@ pub fn google_description_for_crm_case(
     out
 }
 
-/// `This case has not synced properly in {h}h {m}m.` (§11.7).
+/// `This case has not synced properly in {h}h {m}m.` (docs/INVARIANTS.md#markers).
 pub fn outage_comment(lag: chrono::Duration) -> String {
     let minutes = lag.num_minutes().max(0);
     format!(
@@ -228,7 +228,7 @@ pub fn outage_comment(lag: chrono::Duration) -> String {
     )
 }
 
-/// The comment that stands in for an attachment too large to copy (§11.13).
+/// The comment that stands in for an attachment too large to copy (docs/INVARIANTS.md#attachment-limits).
 pub fn oversized_attachment_comment(
     source: Side,
     source_id: &str,
@@ -265,7 +265,7 @@ pub fn typed_link_refused_notice(google_case_name: &str, why: &str) -> String {
     )
 }
 
-/// Told on a CRM case reopened after its Google case was closed (§11.9).
+/// Told on a CRM case reopened after its Google case was closed (docs/INVARIANTS.md#priority-and-close).
 pub fn google_case_closed_notice(google_case_name: &str) -> String {
     format!(
         "The Google Cloud support case {google_case_name} is closed and cannot be reopened. Open a new case to continue with Google Cloud Support."

@@ -1,4 +1,4 @@
-//! Priority as casesync stores it: `P0`..`P4`, the integers 0..4 in the mapping (§5).
+//! Priority as casesync stores it: `P0`..`P4`, the integers 0..4 in the mapping (docs/ARCHITECTURE.md#data-model).
 //! Each adapter maps its own vocabulary to these five values.
 
 use serde::{Deserialize, Serialize};

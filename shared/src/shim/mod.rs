@@ -1,4 +1,4 @@
-//! The HTTP shim every Cloud Run function runs (DESIGN §2, §8, §9): it serves one handler
+//! The HTTP shim every Cloud Run function runs (docs/FAILURES.md#what-the-shim-answers): it serves one handler
 //! on `$PORT`, in the spirit of `lambda_http::run`. It verifies the caller's OIDC token,
 //! turns a Cloud Scheduler request or a Pub/Sub push envelope into an [`Invocation`], and
 //! maps the handler's outcome to the status Pub/Sub and Scheduler act on: success → 200;
@@ -406,7 +406,7 @@ async fn invoke(
             Invocation::Scheduled => String::new(),
         };
         if !case_key.is_empty() {
-            // Every line logged while this delivery runs names its case (DESIGN §8).
+            // Every line logged while this delivery runs names its case (docs/FAILURES.md#what-the-shim-answers).
             tracing::Span::current().record("case_key", case_key.as_str());
         }
         match (state.handler)(invocation.clone()).await {

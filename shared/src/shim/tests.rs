@@ -1,5 +1,5 @@
 //! The shim's behaviour: token checks that refuse and change nothing, push decoding, and the
-//! status each outcome maps to (DESIGN §8); the verifier's claim checks one by one, its key
+//! status each outcome maps to (docs/FAILURES.md#what-the-shim-answers); the verifier's claim checks one by one, its key
 //! cache under concurrency, and property tests that no input makes the decoder or the
 //! verifier panic (issue 12).
 

@@ -1,4 +1,4 @@
-//! OIDC token checks for every request (DESIGN §9): an RS256 signature by one of Google's
+//! OIDC token checks for every request (docs/ARCHITECTURE.md#security): an RS256 signature by one of Google's
 //! keys, Google's issuer, this service as audience, an unexpired token, and a verified
 //! `email` that is the one invoker service account the function accepts.
 //!

@@ -1,6 +1,6 @@
-//! cleanup-case-mappings (§6): mappings of cases closed for 30 days are deleted, so the
+//! cleanup-case-mappings (docs/ARCHITECTURE.md#cleanup-case-mappings): mappings of cases closed for 30 days are deleted, so the
 //! store does not grow forever; and the dead letter of a case that has synced successfully
-//! since is acknowledged (issue 11 §3.3), so a dead-letter queue that is not empty means a
+//! since is acknowledged (docs/FAILURES.md#dead-letters), so a dead-letter queue that is not empty means a
 //! person is needed, not that a fault came and went.
 
 use super::{Engine, TaskError};

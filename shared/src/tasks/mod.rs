@@ -1,4 +1,4 @@
-//! The six task bodies of DESIGN §6, written once against the ports and an injected clock.
+//! The six task bodies (docs/ARCHITECTURE.md#task-bodies), written once against the ports and an injected clock.
 //! The local runner and the Cloud Run functions call exactly these.
 
 mod cleanup;
@@ -20,7 +20,7 @@ pub use outages::OutageReport;
 pub use poll::PollReport;
 pub use sync::SyncReport;
 
-/// Which Google cases reach the CRM (§11.14 `sync.include`). Empty lists let everything in.
+/// Which Google cases reach the CRM (`sync.include`). Empty lists let everything in.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct IncludeFilter {
     /// Project ids or numbers, as they appear in case names.
@@ -46,7 +46,7 @@ impl IncludeFilter {
     }
 }
 
-/// What the task bodies are told by configuration (§11.14).
+/// What the task bodies are told by configuration (README.md#configuration).
 #[derive(Debug, Clone)]
 pub struct SyncSettings {
     /// The organization or project that poll-google searches.
@@ -54,7 +54,7 @@ pub struct SyncSettings {
     /// Where Google cases for CRM cases are created.
     pub google_create_parent: String,
     pub classification_id: String,
-    /// casesync's own Google e-mails: only items by these count as mirrors (§11.1).
+    /// casesync's own Google e-mails: only items by these count as mirrors (docs/INVARIANTS.md#own-identity).
     pub own_google_identities: Vec<String>,
     pub subscriber_emails: Vec<String>,
     pub test_case: bool,
@@ -74,7 +74,7 @@ pub struct SyncSettings {
     pub include: IncludeFilter,
     /// At most this many lagging syncs are re-enqueued per outage scan.
     pub outage_requeue_batch: usize,
-    /// Clock skew allowed when reading a target back (§11.5).
+    /// Clock skew allowed when reading a target back (docs/INVARIANTS.md#what-counts-as-mirrored).
     pub clock_skew: Duration,
     /// A person's link to a Google case, `{base}{case number}`.
     pub google_case_url_base: String,
@@ -143,7 +143,7 @@ impl SyncSettings {
 pub enum TaskError {
     #[error(transparent)]
     Port(#[from] PortError),
-    /// detect-outages found lagging cases: answer 5xx so monitoring sees it (§6).
+    /// detect-outages found lagging cases: answer 5xx so monitoring sees it (docs/ARCHITECTURE.md#detect-outages).
     #[error("sync outage detected on {lagging} case(s)")]
     OutageDetected {
         lagging: usize,

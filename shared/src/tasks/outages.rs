@@ -1,4 +1,4 @@
-//! detect-outages (§6, §11.10, §11.12, issue 11 §3.2, §3.3, §3.7): tells both sides once
+//! detect-outages (docs/ARCHITECTURE.md#detect-outages, docs/INVARIANTS.md#the-requeue-rule): tells both sides once
 //! when a case lags beyond its tolerance and once when it recovers, re-enqueues lagging
 //! syncs so convergence never waits for a person, and fails while any outage lasts so
 //! monitoring sees it.

@@ -1,4 +1,4 @@
-//! poll-google and poll-company (§6, §11.12): find cases updated since the last poll (minus
+//! poll-google and poll-company (docs/ARCHITECTURE.md#poll-google-and-poll-company): find cases updated since the last poll (minus
 //! a window that absorbs search lag), create mappings for new ones, and enqueue one sync per
 //! case that moved. An idle poll writes one document, whatever the number of open cases.
 
@@ -164,7 +164,7 @@ impl Engine {
     }
 
     /// The start of the search window: the last poll minus the window, or the pickup age
-    /// back on the very first poll (§11.12).
+    /// back on the very first poll (docs/ARCHITECTURE.md#poll-google-and-poll-company).
     async fn poll_since(&self, side: Side, now: DateTime<Utc>) -> PortResult<DateTime<Utc>> {
         let global = self.store.global().await?;
         Ok(match global.last_polled_at(side) {

@@ -77,7 +77,7 @@ impl CaseSide for GoogleSide<'_> {
     }
 
     async fn comments(&self, _since: Option<DateTime<Utc>>) -> PortResult<Vec<CommentView>> {
-        // The CSAPI's comment order is undocumented: always read every page (§11.5).
+        // The CSAPI's comment order is undocumented: always read every page (docs/INVARIANTS.md#what-counts-as-mirrored).
         let comments = self.support.list_comments(self.case_name).await?;
         Ok(comments
             .into_iter()

@@ -1,4 +1,4 @@
-//! sync-google-to-company and sync-company-to-google (§6, §11.4–§11.9): one body for both
+//! sync-google-to-company and sync-company-to-google (docs/ARCHITECTURE.md#sync-google-to-company-and-sync-company-to-google): one body for both
 //! directions. A sync takes the mapping's lease, makes sure the counterpart exists exactly
 //! once, mirrors comments and attachments that have no mirror yet, reconciles priority, and
 //! closes last.
@@ -292,7 +292,7 @@ impl Engine {
             Side::Company => crm_case.as_ref().map(|c| c.updated_at),
         };
 
-        // The CRM flag says whether a linked case syncs at all (§11.9).
+        // The CRM flag says whether a linked case syncs at all (docs/ARCHITECTURE.md#mapping-lifecycle).
         if let Some(c) = &crm_case
             && m.is_linked()
         {
@@ -372,7 +372,7 @@ impl Engine {
         let mut failures = ItemFailures::default();
 
         // The CRM's Google-name field links the pair for people and for the lookup of
-        // §11.6: written until it sticks, whatever failed when the pair was linked.
+        // docs/INVARIANTS.md#create-intents-and-the-lookup-lag: written until it sticks, whatever failed when the pair was linked.
         let field_names_case = c
             .google_case_name
             .as_deref()
@@ -569,7 +569,7 @@ impl Engine {
         self.store.save_synced(m, lease.holder()).await
     }
 
-    /// A counterpart answered 404 (§11.9, issue 11 §3.7): the mapping becomes suspect, and
+    /// A counterpart answered 404 (docs/ARCHITECTURE.md#mapping-lifecycle): the mapping becomes suspect, and
     /// only repeated 404s over `sync.unlink_after` unlink it. The message is acked either way.
     async fn counterpart_missing(
         &self,
@@ -618,7 +618,7 @@ impl Engine {
         Ok(report)
     }
 
-    /// Finds or creates the CRM case for a Google case, exactly once (§11.6).
+    /// Finds or creates the CRM case for a Google case, exactly once (docs/INVARIANTS.md#create-intents-and-the-lookup-lag).
     async fn ensure_crm_counterpart(
         &self,
         m: &mut CaseMapping,
@@ -686,7 +686,7 @@ impl Engine {
         Ok(created)
     }
 
-    /// Finds or creates the Google case for a CRM case, exactly once (§11.6).
+    /// Finds or creates the Google case for a CRM case, exactly once (docs/INVARIANTS.md#create-intents-and-the-lookup-lag).
     async fn ensure_google_counterpart(
         &self,
         m: &mut CaseMapping,
@@ -778,7 +778,7 @@ impl Engine {
         Ok(case)
     }
 
-    /// casesync tells its own items by their author (§11.1): if Google reports casesync's
+    /// casesync tells its own items by their author (docs/INVARIANTS.md#own-identity): if Google reports casesync's
     /// writes under an identity that is not configured, every mirror would look like a
     /// person's and echo both ways. Stop with the key to fix instead.
     fn check_own_identity(&self, reported: Option<&str>, what: &str) -> PortResult<()> {
@@ -846,7 +846,7 @@ impl Engine {
         Ok(())
     }
 
-    /// Mirrors every candidate comment of `from` that has no mirror on `to` (§11.5). A
+    /// Mirrors every candidate comment of `from` that has no mirror on `to` (docs/INVARIANTS.md#what-counts-as-mirrored). A
     /// comment the target refuses for good is recorded and announced; a transient failure
     /// of one comment does not stop the others.
     async fn mirror_comments(
@@ -924,7 +924,7 @@ impl Engine {
         Ok(posted)
     }
 
-    /// Copies every candidate attachment not yet in the ledger (§11.5, §11.13), each on its
+    /// Copies every candidate attachment not yet in the ledger (docs/INVARIANTS.md#the-attachment-ledger), each on its
     /// own: one the target refuses is recorded and announced, the others go on.
     #[allow(clippy::too_many_arguments)]
     async fn mirror_attachments(
@@ -1147,7 +1147,7 @@ impl Engine {
         Ok(())
     }
 
-    /// Applies a priority change from whichever side made it (§11.8). Both sides are read
+    /// Applies a priority change from whichever side made it (docs/INVARIANTS.md#priority-and-close). Both sides are read
     /// again right before a write, so a change made while this sync ran is never reverted:
     /// the conflict winner decides only when both changed since the last agreed value.
     async fn reconcile_priority(
@@ -1201,7 +1201,7 @@ impl Engine {
         }
     }
 
-    /// Closes the counterpart of a case closed on the source side, last (§11.8, §11.9).
+    /// Closes the counterpart of a case closed on the source side, last (docs/INVARIANTS.md#priority-and-close).
     async fn reconcile_status(
         &self,
         direction: Direction,

@@ -1,4 +1,4 @@
-//! One test per rule of DESIGN §6, and the invariants of §7 under injected faults, run on
+//! One test per rule of docs/ARCHITECTURE.md#task-bodies, and the invariants of docs/INVARIANTS.md under injected faults, run on
 //! the in-memory doubles, a manual clock and the real SQLite store.
 
 use super::tolerance::{Freshness, tolerance};
@@ -155,7 +155,7 @@ fn count_with_prefix(bodies: &[String], prefix: &str) -> usize {
     bodies.iter().filter(|b| b.starts_with(prefix)).count()
 }
 
-// ---- §6 poll rules ----------------------------------------------------------------------
+// ---- poll rules ----------------------------------------------------------------------
 
 #[tokio::test]
 async fn cases_created_more_than_30_days_ago_are_never_picked_up() {
@@ -343,7 +343,7 @@ async fn global_poll_times_move_forward_only_on_success() {
     assert_eq!(g.company_last_good_poll_at, Some(h.clock.now()));
 }
 
-// ---- §6 sync rules ----------------------------------------------------------------------
+// ---- sync rules ----------------------------------------------------------------------
 
 #[tokio::test]
 async fn an_existing_crm_case_naming_the_google_case_is_linked_instead_of_creating_one() {
@@ -815,7 +815,7 @@ async fn outage_at(p: Priority, age: chrono::Duration, lag: chrono::Duration) ->
     h.engine.detect_outages().await.is_err()
 }
 
-/// The 15 cells of DESIGN §6's table, written out, each checked one minute inside and one
+/// The 15 cells of docs/ARCHITECTURE.md#the-tolerance-table, written out, each checked one minute inside and one
 /// minute past its tolerance, at both ends of each freshness bucket.
 #[tokio::test]
 async fn detect_outages_applies_the_table_by_priority_and_freshness() {
@@ -958,7 +958,7 @@ async fn cleanup_deletes_mappings_resolved_more_than_30_days_ago() {
     );
 }
 
-// ---- §7 invariants under injected faults -------------------------------------------------
+// ---- invariants (docs/INVARIANTS.md) under injected faults -------------------------------------------------
 
 #[tokio::test]
 async fn a_lost_reply_on_crm_create_never_makes_a_second_crm_case() {
@@ -1215,7 +1215,7 @@ async fn a_poll_over_1000_idle_open_mappings_writes_a_bounded_number_of_document
     // The outage scan still sees the idle mappings as synced (derived from the good polls).
     h.drain().await;
     h.engine.detect_outages().await.unwrap();
-    // …and, with Google polls failing, sees every one of them lag (invariant 7 keeps §6).
+    // …and, with Google polls failing, sees every one of them lag (bounded cost keeps the tolerance table).
     h.google.faults.fail_next("cases.search", 10);
     h.tick(20);
     let _ = h.engine.poll_google().await;

@@ -1,10 +1,10 @@
-//! The latency tolerance of §6: how long a case may go unsynced before casesync says so,
+//! The latency tolerance (docs/ARCHITECTURE.md#the-tolerance-table): how long a case may go unsynced before casesync says so,
 //! by priority and by how fresh its content is.
 
 use crate::domain::Priority;
 use chrono::Duration;
 
-/// How fresh a case's content is (§11.12 buckets: [0, 1 h), [1 h, 24 h), [24 h, ∞)).
+/// How fresh a case's content is (buckets: [0, 1 h), [1 h, 24 h), [24 h, ∞)).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Freshness {
     Fresh,
@@ -24,7 +24,7 @@ impl Freshness {
     }
 }
 
-/// The table of §6, in minutes.
+/// The table of docs/ARCHITECTURE.md#the-tolerance-table, in minutes.
 pub fn tolerance(priority: Priority, freshness: Freshness) -> Duration {
     let minutes = match (priority, freshness) {
         (_, Freshness::Fresh) => 10,

@@ -1,11 +1,11 @@
-//! Classifies every CSAPI failure as `PortError` (DESIGN §8, §11.10): the class decides
+//! Classifies every CSAPI failure as `PortError` (docs/FAILURES.md#where-failures-are-classified): the class decides
 //! whether the engine retries, alarms an operator or dead-letters the message, so the
 //! rules are applied here once, for the crate's calls and for the hand-rolled media calls
 //! alike.
 //!
 //! Messages name the operation and the server's short reason only: the server's message
 //! is kept (Google's do not echo request content) but shortened, and nothing casesync
-//! sent (comment bodies, file names) is ever added (§9).
+//! sent (comment bodies, file names) is ever added (docs/ARCHITECTURE.md#security).
 
 use crate::error::{ErrorClass, PortError};
 use crate::retry_policy::MAX_IN_PROCESS_RETRY_AFTER;
@@ -102,7 +102,7 @@ pub fn from_reqwest(operation: &str, e: &reqwest::Error) -> PortError {
     }
 }
 
-/// The rules of §11.10 on an HTTP status and/or a canonical code.
+/// The rules of docs/FAILURES.md#failure-classes on an HTTP status and/or a canonical code.
 pub fn classify(
     operation: &str,
     http_status: Option<u16>,
@@ -167,7 +167,7 @@ pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
 
 /// Whether `e` should be waited out in process and the call repeated: a 429 always says
 /// the server did nothing; a 503 with `Retry-After` only where repeating is harmless
-/// (`idempotent`). Either way only when the server's wait is short (§11.10).
+/// (`idempotent`). Either way only when the server's wait is short (docs/FAILURES.md#failure-classes).
 pub fn wait_in_process(e: &PortError, idempotent: bool) -> Option<Duration> {
     let PortError::Failed {
         status: Some(status),

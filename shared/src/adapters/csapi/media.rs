@@ -1,6 +1,6 @@
 //! Attachment bytes: `media.upload` and `media.download` exist only in the discovery
 //! document, not in the protos, so `google-cloud-support-v2` lacks them and they are
-//! hand-rolled here with reqwest. Both stream (§11.13): an upload sends the source's byte
+//! hand-rolled here with reqwest. Both stream (docs/INVARIANTS.md#attachment-limits): an upload sends the source's byte
 //! stream as it arrives, a download hands the response body on as a stream, so memory
 //! does not grow with the file.
 
@@ -130,7 +130,7 @@ impl MediaClient {
             ));
         }
         // The upload happened; an answer we cannot read leaves its outcome unknown, which
-        // the engine resolves by looking for the attachment (§11.5), so: retryable.
+        // the engine resolves by looking for the attachment (docs/INVARIANTS.md#the-attachment-ledger), so: retryable.
         let attachment: google_cloud_support_v2::model::Attachment = serde_json::from_slice(&bytes)
             .map_err(|e| {
                 PortError::retryable(operation, format!("undecodable upload answer: {e}"))

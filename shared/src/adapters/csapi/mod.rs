@@ -7,7 +7,7 @@
 //! Behaviour the port leaves to the adapter:
 //! - every list and search reads all pages, 100 items a page;
 //! - comments come back oldest first, sorted here (the API's order is undocumented);
-//! - the crate's own retries are off, so each failure is classified once, by §11.10; a
+//! - the crate's own retries are off, so each failure is classified once, by docs/FAILURES.md#failure-classes; a
 //!   429 (or, for reads, a 503) whose `Retry-After` is at most
 //!   [`crate::retry_policy::MAX_IN_PROCESS_RETRY_AFTER`] is waited out and the call
 //!   repeated up to [`CsapiConfig::max_in_process_retries`] times; everything else goes
@@ -18,7 +18,7 @@
 //!   alerts and retries instead of dead-lettering every case;
 //! - comment bodies over [`MAX_COMMENT_CHARS`] are refused, never truncated: splitting
 //!   into marked parts is the engine's ([`crate::domain::markers::mirror_comment_parts`]),
-//!   since each part must carry its own marker to be resumable (§11.7).
+//!   since each part must carry its own marker to be resumable (docs/INVARIANTS.md#markers).
 
 pub mod errors;
 pub mod media;
@@ -82,7 +82,7 @@ impl Default for CsapiConfig {
     }
 }
 
-// By hand so that no credential material can reach a log through `{:?}` (§9).
+// By hand so that no credential material can reach a log through `{:?}` (docs/ARCHITECTURE.md#security).
 impl std::fmt::Debug for CsapiConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CsapiConfig")

@@ -19,7 +19,7 @@ pub fn updated_since(since: DateTime<Utc>) -> String {
 }
 
 /// `creator.email="a@b.c" AND "free text"`: cases opened by `email` whose display name,
-/// description or comments contain `text` (§11.6 looks a counterpart up by its last line).
+/// description or comments contain `text` (the lookup of docs/INVARIANTS.md#create-intents-and-the-lookup-lag finds a counterpart by its last line).
 ///
 /// The document says terms are "separated by `AND`"; a server that reads it literally
 /// refuses juxtaposed terms with 400, which would fail every lookup.

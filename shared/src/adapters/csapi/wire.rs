@@ -1,5 +1,5 @@
 //! Translation between the CSAPI wire types of `google-cloud-support-v2` and casesync's
-//! domain types. The engine never sees a wire type (DESIGN §4), so every decision about
+//! domain types. The engine never sees a wire type (docs/ARCHITECTURE.md#layers), so every decision about
 //! missing fields, enum values and identities is made here, once.
 
 use crate::domain::{

@@ -1,6 +1,6 @@
 //! Plain text ⇄ Atlassian Document Format. Jira's v3 API takes and returns comment and
 //! description bodies only as ADF, while casesync mirrors plain text; a mirror must come
-//! back exactly as written, or the marker on its first line (§11.7) and the exactly-once
+//! back exactly as written, or the marker on its first line (docs/INVARIANTS.md#markers) and the exactly-once
 //! bookkeeping that reads it would break.
 //!
 //! Reading joins block nodes (paragraphs) with one line break and turns `hardBreak` into

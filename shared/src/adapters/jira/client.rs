@@ -1,7 +1,7 @@
 //! HTTP toward one Jira site: authentication, the request rate casesync allows itself,
 //! waiting out short `Retry-After`s, streaming attachments both ways, and turning every
-//! failure into a classified `PortError` (§11.10) whose message names the operation and
-//! the object's id, never a body or a file name (§9).
+//! failure into a classified `PortError` (docs/FAILURES.md#failure-classes) whose message names the operation and
+//! the object's id, never a body or a file name (docs/ARCHITECTURE.md#security).
 
 use super::config::{JiraAuth, JiraConfig};
 use super::mapping::undecodable;
@@ -169,7 +169,7 @@ impl JiraClient {
     }
 }
 
-/// Classifies an HTTP failure (§11.10). The message keeps only the names of the fields
+/// Classifies an HTTP failure (docs/FAILURES.md#failure-classes). The message keeps only the names of the fields
 /// Jira complained about: its messages may quote what was written.
 pub fn http_error(
     call: Call<'_>,
@@ -202,7 +202,7 @@ pub fn http_error(
     }
 }
 
-/// A JSON reply, read to [`MAX_JSON_REPLY`] (issue 12 §9).
+/// A JSON reply, read to [`MAX_JSON_REPLY`] (docs/ARCHITECTURE.md#security).
 async fn read_json_reply(call: Call<'_>, response: reqwest::Response) -> PortResult<bytes::Bytes> {
     use crate::adapters::body_cap::{CapError, MAX_JSON_REPLY, read_capped};
     read_capped(response, MAX_JSON_REPLY)

@@ -26,7 +26,7 @@ pub fn field_ref(field_id: &str) -> Option<String> {
     custom_field_number(field_id).map(|n| format!("cf[{n}]"))
 }
 
-/// The label casesync puts on a case it creates for a Google case (§11.6).
+/// The label casesync puts on a case it creates for a Google case (docs/INVARIANTS.md#create-intents-and-the-lookup-lag).
 pub fn case_label(google_case_number: &str) -> String {
     format!("gcp-case-{google_case_number}")
 }

@@ -1,5 +1,5 @@
 //! The `Crm` port on Jira Cloud (Jira Service Management included), through the platform
-//! REST API v3 (DESIGN §11.17, `reference/crm/CRM-APIS.md` §1).
+//! REST API v3 (docs/ARCHITECTURE.md#crm-adapters).
 //!
 //! Choices the API forces:
 //! - a case's id is the issue id (immutable; the key changes when an issue moves);
@@ -41,7 +41,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use std::collections::{HashMap, HashSet};
 
-/// Comments per page when listing (§6: CRM pages of 50).
+/// Comments per page when listing (CRM pages of 50).
 pub const COMMENT_PAGE_SIZE: usize = 50;
 /// Search pages one listing may read before it gives up (a server that never says
 /// "last" must not keep a poll busy forever).

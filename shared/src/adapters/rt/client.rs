@@ -1,7 +1,7 @@
 //! HTTP toward one RT's REST2: token authentication, the request rate casesync allows
 //! itself, waiting out short `Retry-After`s, multipart uploads that stream, and turning
-//! every failure into a classified `PortError` (§11.10) whose message names the operation
-//! and the object's id, never a body or a file name (§9).
+//! every failure into a classified `PortError` (docs/FAILURES.md#failure-classes) whose message names the operation
+//! and the object's id, never a body or a file name (docs/ARCHITECTURE.md#security).
 
 use super::config::RtConfig;
 use super::wire::{self, undecodable};
@@ -172,7 +172,7 @@ async fn reply(call: Call<'_>, response: Response) -> PortResult<Reply> {
         .and_then(|l| l.to_str().ok())
         .map(str::to_string);
     use crate::adapters::body_cap::{CapError, MAX_JSON_REPLY, read_capped};
-    // Capped (issue 12 §9); attachments stream through `get_streamed` instead.
+    // Capped (docs/ARCHITECTURE.md#security); attachments stream through `get_streamed` instead.
     let body = read_capped(response, MAX_JSON_REPLY)
         .await
         .map_err(|e| match e {
@@ -188,7 +188,7 @@ async fn reply(call: Call<'_>, response: Response) -> PortResult<Reply> {
 
 /// The type a file is sent to RT as. RT converts `text/*` parts to UTF-8 (a Latin-1 log
 /// comes back with other bytes, trap), so text travels as `application/octet-stream`,
-/// which RT stores untouched: §1 wants the same bytes on both sides.
+/// which RT stores untouched: docs/ARCHITECTURE.md#what-syncs wants the same bytes on both sides.
 pub fn upload_mime(m: &str) -> &str {
     let essence = m.split(';').next().unwrap_or("").trim();
     if !plausible_mime(m) || essence.to_ascii_lowercase().starts_with("text/") {
@@ -198,7 +198,7 @@ pub fn upload_mime(m: &str) -> &str {
     }
 }
 
-/// Classifies an HTTP failure (§11.10). RT's `message` is kept only when it is one of its
+/// Classifies an HTTP failure (docs/FAILURES.md#failure-classes). RT's `message` is kept only when it is one of its
 /// fixed texts; anything else may quote what was written.
 pub fn http_error(
     call: Call<'_>,

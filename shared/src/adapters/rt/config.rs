@@ -51,7 +51,7 @@ pub enum CommentType {
 }
 
 /// RT priorities are numbers: a level is read from ranges (`p0_from` and up is P0, …,
-/// below `p3_from` is P4) and written as one number per level (§11.8).
+/// below `p3_from` is P4) and written as one number per level (docs/INVARIANTS.md#priority-and-close).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PriorityRanges {
@@ -141,7 +141,7 @@ pub struct RtConfig {
     /// An auth token of casesync's own RT user (REST2 `Authorization: token …`).
     pub token: Secret,
     /// casesync's own RT user name: only its comments and attachments count as mirrors
-    /// (§7.6). Checked at connect against the token.
+    /// (docs/INVARIANTS.md#no-spoofing). Checked at connect against the token.
     pub user: String,
     /// The queue cases are created in and searched in.
     pub queue: String,

@@ -247,7 +247,7 @@ where
 }
 
 /// The most JSON a reply carrying a file of at most `max_decoded` bytes can be: base64's
-/// 4/3 plus 64 KiB for the other fields (issue 12 §9).
+/// 4/3 plus 64 KiB for the other fields (docs/ARCHITECTURE.md#security).
 pub fn max_reply_bytes(max_decoded: u64) -> u64 {
     max_decoded.saturating_mul(4).div_ceil(3) + 64 * 1024
 }

@@ -425,7 +425,7 @@ impl RtCrm {
     }
 
     /// Uploads a file in a comment whose text is `comment` (for a mirrored Google
-    /// attachment, its `[Google Attachment {id} by {name}]` marker, §11.5).
+    /// attachment, its `[Google Attachment {id} by {name}]` marker, docs/INVARIANTS.md#markers).
     pub async fn upload_with_comment(
         &self,
         id: &str,
@@ -474,7 +474,7 @@ impl RtCrm {
     }
 }
 
-/// The comment text of an upload whose source is known (§11.5).
+/// The comment text of an upload whose source is known (docs/INVARIANTS.md#markers).
 pub fn attachment_comment(google_attachment_id: &str, author: &str, filename: &str) -> String {
     format!(
         "{}\n{filename}",
@@ -804,7 +804,7 @@ impl Crm for RtCrm {
                 &format!("/attachment/{}", segment(&attachment.id)),
             )
             .await?;
-        // Streamed and decoded as it arrives: memory does not grow with the file (§11.13).
+        // Streamed and decoded as it arrives: memory does not grow with the file (docs/INVARIANTS.md#attachment-limits).
         let max = self.config.max_attachment_bytes;
         Ok(content_stream::decode_content(
             OP,
@@ -820,7 +820,7 @@ impl Crm for RtCrm {
         upload: AttachmentUpload,
     ) -> PortResult<CrmAttachment> {
         Self::ticket_number("rt.upload_attachment", id)?;
-        // RT attaches files through a comment: it carries the source's marker (§11.5), and
+        // RT attaches files through a comment: it carries the source's marker (docs/INVARIANTS.md#markers), and
         // names the file only when the caller gave no marker (a contract test, say).
         let comment = match &upload.marker {
             Some(marker) => format!("{marker}\n{}", upload.filename),

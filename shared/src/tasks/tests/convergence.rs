@@ -8,7 +8,7 @@ fn ms(n: i64) -> Duration {
     Duration::milliseconds(n)
 }
 
-// ---- §1: the skip rule never loses a change -------------------------------------------
+// ---- the skip rule never loses a change -------------------------------------------
 
 /// RT's `LastUpdated` has whole seconds: a person resolving a ticket in the same second as
 /// casesync's last read of it leaves the update time unchanged. Before the fix poll-company
@@ -116,7 +116,7 @@ async fn a_google_change_is_synced_again_when_its_read_began_inside_the_listing_
     assert_eq!((settled.enqueued, settled.unchanged), (0, 1));
 }
 
-// ---- §2: a permanent failure parks the case until it changes -------------------------------
+// ---- parking: a permanent failure parks the case until it changes -------------------------------
 
 #[tokio::test]
 async fn a_permanent_failure_is_parked_and_not_rerun_by_polls_until_the_case_changes() {
@@ -165,7 +165,7 @@ async fn a_permanent_failure_is_parked_and_not_rerun_by_polls_until_the_case_cha
     assert!(m.company_case_id.is_some());
 }
 
-// ---- §3.1: one failing item never blocks the case ------------------------------------------
+// ---- per-item refusal: one failing item never blocks the case ------------------------------------------
 
 #[tokio::test]
 async fn a_refused_attachment_and_comment_do_not_stop_the_rest_of_the_case() {
@@ -274,7 +274,7 @@ async fn a_transient_comment_failure_still_lets_the_others_and_the_priority_thro
     assert!(h.crm.case(&id).unwrap().case.closed);
 }
 
-// ---- §3.4 and §3.9: a half-refused create links, the field is retried --------------------
+// ---- one counterpart: a half-refused create links, the field is retried --------------------
 
 #[tokio::test]
 async fn a_crm_that_creates_the_case_but_refuses_the_google_field_gets_no_second_case() {
@@ -327,7 +327,7 @@ async fn the_google_name_field_is_written_again_when_its_first_write_failed() {
     assert_eq!(h.google.cases().len(), 1);
 }
 
-// ---- §3.5: a priority change made during a sync is not reverted ---------------------------
+// ---- priority and close: a priority change made during a sync is not reverted ---------------------------
 
 #[tokio::test]
 async fn a_priority_change_made_while_a_sync_runs_is_not_reverted() {
@@ -350,7 +350,7 @@ async fn a_priority_change_made_while_a_sync_runs_is_not_reverted() {
     assert_eq!(h.crm.case(&id).unwrap().case.priority, Some(Priority::P1));
 }
 
-// ---- §3.6: resuming syncs both directions from the pause ------------------------------------
+// ---- paused: resuming syncs both directions from the pause ------------------------------------
 
 #[tokio::test]
 async fn resuming_a_paused_case_syncs_what_google_did_during_the_pause() {
@@ -389,7 +389,7 @@ async fn resuming_a_paused_case_syncs_what_google_did_during_the_pause() {
     assert_eq!(h.crm.case(&id).unwrap().case.priority, Some(Priority::P1));
 }
 
-// ---- §3.8: the lease is renewed, and a sync that lost it stops writing --------------------
+// ---- the lease is renewed, and a sync that lost it stops writing --------------------
 
 #[tokio::test]
 async fn a_sync_that_lost_its_lease_stops_before_its_next_write() {
@@ -462,7 +462,7 @@ async fn a_long_sync_renews_its_lease_and_finishes() {
     assert!(m.lease.is_none(), "released at the end");
 }
 
-// ---- §3.10 and §3.11: casesync's own identity ----------------------------------------------
+// ---- own identity: casesync's own identity ----------------------------------------------
 
 #[tokio::test]
 async fn writes_google_reports_under_another_identity_stop_syncing_naming_the_key() {
@@ -514,7 +514,7 @@ async fn a_copied_description_line_on_a_persons_case_does_not_link_it() {
     h.mapping_for_google(&copied.name).await;
 }
 
-// ---- §3.2 and §3.3: bounded, fair re-enqueueing that also links stuck creations ----------
+// ---- the requeue rule: bounded, fair re-enqueueing that also links stuck creations ----------
 
 #[tokio::test]
 async fn outage_requeues_back_off_and_a_retried_scan_publishes_nothing_again() {
@@ -611,7 +611,7 @@ async fn a_creation_that_ran_out_of_retries_is_reenqueued_until_it_links() {
     assert_eq!(h.crm.cases().len(), 1);
 }
 
-// ---- issue 12 §11: a typed Google case name links only a case in scope --------------------
+// ---- no spoofing: a typed Google case name links only a case in scope --------------------
 
 #[tokio::test]
 async fn a_google_case_typed_into_the_crm_links_only_when_sync_include_admits_it() {
@@ -674,7 +674,7 @@ async fn a_google_case_typed_into_the_crm_links_only_when_sync_include_admits_it
     assert_eq!(m.google_case_name.as_deref(), Some(ours.as_str()));
 }
 
-// ---- §3.3: cleanup acknowledges the dead letters of cases that have synced since ---------
+// ---- dead letters: cleanup acknowledges the dead letters of cases that have synced since ---------
 
 /// Dead letters in memory, acknowledged by handle.
 #[derive(Default)]
