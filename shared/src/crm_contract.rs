@@ -222,7 +222,7 @@ pub async fn get_case_by_id(crm: &dyn Crm, driver: &dyn CrmTestDriver) {
     );
 }
 
-/// An id that names no case is `PortError::NotFound` (the engine unlinks on it, docs/ARCHITECTURE.md#mapping-lifecycle).
+/// An id that names no case is `PortError::NotFound` (the engine marks the mapping suspect on it, docs/ARCHITECTURE.md#mapping-lifecycle).
 pub async fn get_unknown_case_is_not_found(crm: &dyn Crm, driver: &dyn CrmTestDriver) {
     const CHECK: &str = "get_unknown_case_is_not_found";
     let id = driver.unknown_case_id();

@@ -40,7 +40,7 @@ impl ErrorClass {
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum PortError {
     /// The addressed object does not exist (HTTP 404). The engine turns this into the
-    /// `unlinked` state for a counterpart that disappeared (docs/ARCHITECTURE.md#mapping-lifecycle).
+    /// `suspect` state (and, repeated over `sync.unlink_after`, `unlinked`) for a counterpart that disappeared (docs/ARCHITECTURE.md#mapping-lifecycle).
     #[error("{operation}: not found: {what}")]
     NotFound { operation: String, what: String },
 

@@ -20,7 +20,7 @@
 //!
 //! Attachments go through transactions: an upload is a Comment (or Correspond) carrying
 //! the file, and a download is the attachment record's base64 content (REST2 has no raw
-//! download, so a download is held in memory once).
+//! download), decoded as it streams by [`content_stream`] so memory does not grow with it.
 
 pub mod client;
 pub mod config;
