@@ -129,7 +129,8 @@ pub const SHIM_ENV: &[&str] = &["CASESYNC_SHIM__AUDIENCE", "CASESYNC_SHIM__INVOK
 pub const PUSH_ENV: &[&str] = &["CASESYNC_SHIM__DEAD_LETTER_TOPIC"];
 /// Read by the replay job.
 pub const REPLAY_ENV: &[&str] = &["CASESYNC_REPLAY__SUBSCRIPTIONS"];
-/// Read by cleanup-case-mappings: the dead letters it acknowledges once their case synced.
+/// Read by cleanup-case-mappings when set: the dead letters it acknowledges once their case
+/// synced. Without them it only deletes old mappings (the local stack, tests).
 pub const CLEANUP_ENV: &[&str] = &[
     "CASESYNC_PUBSUB__PROJECT",
     "CASESYNC_CLEANUP__DEAD_LETTER_SUBSCRIPTIONS",
@@ -157,9 +158,6 @@ pub fn required_env(name: &str) -> Vec<&'static str> {
     if spec.needs.queue {
         env.extend(QUEUE_ENV);
     }
-    if spec.name == "cleanup-case-mappings" {
-        env.extend(CLEANUP_ENV);
-    }
     match spec.trigger {
         Trigger::Job => env.extend(REPLAY_ENV),
         Trigger::Push { .. } => {
@@ -167,6 +165,15 @@ pub fn required_env(name: &str) -> Vec<&'static str> {
             env.extend(PUSH_ENV);
         }
         Trigger::Scheduler(_) => env.extend(SHIM_ENV),
+    }
+    env
+}
+
+/// What Terraform sets on `name`: what it must read, and what it reads when set.
+pub fn provisioned_env(name: &str) -> Vec<&'static str> {
+    let mut env = required_env(name);
+    if name == "cleanup-case-mappings" {
+        env.extend(CLEANUP_ENV);
     }
     env
 }
@@ -203,7 +210,11 @@ mod tests {
         assert!(!required_env("poll-google").contains(&"CASESYNC_CRM__JIRA__API_TOKEN"));
         assert!(required_env("replay-dead-letters").contains(&"CASESYNC_REPLAY__SUBSCRIPTIONS"));
         assert!(
-            required_env("cleanup-case-mappings")
+            !required_env("cleanup-case-mappings")
+                .contains(&"CASESYNC_CLEANUP__DEAD_LETTER_SUBSCRIPTIONS")
+        );
+        assert!(
+            provisioned_env("cleanup-case-mappings")
                 .contains(&"CASESYNC_CLEANUP__DEAD_LETTER_SUBSCRIPTIONS")
         );
         assert!(required_env("nope").is_empty());

@@ -929,7 +929,8 @@ fn check_env(config: &Config, spec: &FunctionSpec) -> Vec<String> {
         )];
     };
     let at = resource.address();
-    let required = deploy::required_env(spec.name);
+    // What the function must read, and what it reads when set (deploy::provisioned_env).
+    let required = deploy::provisioned_env(spec.name);
     let mut expected: BTreeSet<&str> = required.iter().copied().collect();
     if required.contains(&"CASESYNC_CRM__JIRA__BASE_URL") {
         expected.extend(JIRA_EXTRA_ENV);
