@@ -602,3 +602,98 @@ async fn a_push_that_keeps_failing_ends_in_the_dead_letter_topic() -> Result<()>
     );
     Ok(())
 }
+
+/// cleanup-case-mappings on the real Pub/Sub path: of two dead letters, the one whose case
+/// has synced successfully since is acknowledged; the other stays for the replay job.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cleanup_acknowledges_only_the_dead_letters_of_cases_synced_since() -> Result<()> {
+    use shared::adapters::pubsub::PubSubDeadLetterReader;
+    use shared::adapters::sqlite_store::SqliteStore;
+    use shared::testing::{MemoryCrm, MemorySupportApi, RecordingQueue};
+
+    let emulator = PubSubEmulator::start().await?;
+    let config = PubSubConfig::new(PROJECT).with_emulator_host(&emulator.host_port());
+    let rest = PubSubRest::new(&config)?;
+    let queue = PubSubQueue::connect(&config).await?;
+    const TOPIC: &str = "casesync-company-case-updates-dead-letter";
+    const SUBSCRIPTION: &str = "casesync-company-case-updates-dead-letter-replay";
+    rest.create_topic(TOPIC).await?;
+    rest.create_pull_subscription(
+        SUBSCRIPTION,
+        TOPIC,
+        Duration::from_secs(10),
+        Duration::from_secs(600),
+    )
+    .await?;
+    for key in ["HEALED-1", "STUCK-1"] {
+        let original = HashMap::from([(CASE_KEY_ATTRIBUTE.to_string(), key.to_string())]);
+        let attributes = dead_letter_attributes(
+            &original,
+            ErrorClass::Retryable,
+            "CRM down",
+            COMPANY_UPDATES_TOPIC,
+        );
+        let data = format!(r#"{{"v":1,"key":"{key}"}}"#);
+        queue
+            .publish_raw(TOPIC, data.into_bytes(), attributes)
+            .await?;
+    }
+
+    // HEALED-1 had a successful sync after it was dead-lettered; STUCK-1 never synced.
+    let dir = tempfile::tempdir()?;
+    let store = Arc::new(SqliteStore::open(&dir.path().join("s.sqlite"))?);
+    let now = chrono::Utc::now();
+    for key in ["HEALED-1", "STUCK-1"] {
+        let m = CaseMapping::from_company(&CompanyCaseKey::new(key)?, Priority::P2, now);
+        store.insert_new(&m).await?;
+    }
+    let healed = store
+        .find_by_company(&CompanyCaseKey::new("HEALED-1")?)
+        .await?
+        .context("mapping")?;
+    let LeaseOutcome::Acquired(leased) = store
+        .acquire_lease(&healed.id, "t", now + chrono::Duration::minutes(1), now)
+        .await?
+    else {
+        bail!("mapping missing")
+    };
+    let mut leased = *leased;
+    leased.company_updates_synced_at = Some(now + chrono::Duration::hours(1));
+    store.save_synced(&leased, "t").await?;
+    store.release_lease(&leased.id, "t").await?;
+
+    let clock: Arc<dyn shared::clock::Clock> = Arc::new(shared::clock::SystemClock);
+    let own = "casesync@casesync-test.iam.gserviceaccount.com";
+    let engine = shared::tasks::Engine {
+        support: Arc::new(MemorySupportApi::new(clock.clone(), own)),
+        crm: Arc::new(MemoryCrm::new(clock.clone())),
+        store,
+        queue: Arc::new(RecordingQueue::default()),
+        clock,
+        settings: Arc::new(shared::tasks::SyncSettings::with_defaults(
+            "projects/casesync-test",
+            own,
+        )),
+    };
+    let reader = PubSubDeadLetterReader::new(rest.clone(), vec![SUBSCRIPTION.to_string()]);
+    let report = engine.cleanup_with_dead_letters(&reader).await?;
+    assert_eq!(
+        (report.dead_letters_acked, report.dead_letters_kept),
+        (1, 1),
+        "{report:?}"
+    );
+
+    // After the ack deadline only STUCK-1 comes back.
+    let left = pull_until(&rest, SUBSCRIPTION, 1, Duration::from_secs(45)).await?;
+    let keys: Vec<String> = left
+        .iter()
+        .filter_map(|m| m.attributes.get(CASE_KEY_ATTRIBUTE).cloned())
+        .collect();
+    assert_eq!(keys, vec!["STUCK-1".to_string()]);
+    rest.acknowledge(
+        SUBSCRIPTION,
+        &left.iter().map(|m| m.ack_id.clone()).collect::<Vec<_>>(),
+    )
+    .await?;
+    Ok(())
+}
