@@ -35,6 +35,7 @@
 //! indexed per entry costs index writes and counts against the per-document index limit as
 //! a case collects attachments.
 
+use crate::adapters::google_errors;
 use crate::domain::mapping::SCHEMA_VERSION;
 use crate::domain::{CaseMapping, CompanyCaseKey, Global, GoogleCaseKey, Lease, Side};
 use crate::error::{ErrorClass, PortError, PortResult};
@@ -730,25 +731,41 @@ fn failed(operation: &str, class: ErrorClass, message: String) -> PortError {
     }
 }
 
-/// The class of a gRPC code as the crate names it (`format!("{:?}", tonic::Code)`), or of
-/// its own connection codes.
+/// The canonical number of a gRPC code as the crate names it
+/// (`format!("{:?}", tonic::Code)`); `None` for the crate's own codes.
+fn code_number(name: &str) -> Option<i32> {
+    use firestore::gcloud_sdk::tonic::Code;
+    (0..=16).find(|n| format!("{:?}", Code::from_i32(*n)) == name)
+}
+
+/// The class of a code the crate reports: a gRPC code by the shared mapping
+/// ([`google_errors::class_of_code_number`]) with this store's exception, the crate's own
+/// connection codes as transport errors.
 fn class_of_code(code: &str) -> ErrorClass {
     match code {
-        "Aborted" | "Unavailable" | "DeadlineExceeded" | "ResourceExhausted" | "Cancelled"
-        | "Internal" | "Unknown" | "DataLoss" | "CONNECTION_CLOSED" | "CONNECTION_TIMEOUT"
-        | "CONNECTION_ERROR" => ErrorClass::Retryable,
-        // FAILED_PRECONDITION reaches a caller of this store only as a configuration
-        // problem (a database in Datastore mode, a missing index): not the message's fault.
-        "PermissionDenied" | "Unauthenticated" | "FailedPrecondition" => ErrorClass::Systemic,
-        _ => ErrorClass::Permanent,
+        // Exception: FAILED_PRECONDITION reaches a caller of this store only as a
+        // configuration problem (a database in Datastore mode, a missing index): not the
+        // message's fault, and every message would meet it. Systemic, not permanent.
+        "FailedPrecondition" => ErrorClass::Systemic,
+        "CONNECTION_CLOSED" | "CONNECTION_TIMEOUT" | "CONNECTION_ERROR" => ErrorClass::Retryable,
+        _ => match code_number(code) {
+            Some(number) => google_errors::class_of_code_number(number),
+            // A refusal of the crate's own (an unsupported consistency selector): the same
+            // call fails the same way.
+            None => ErrorClass::Permanent,
+        },
     }
 }
 
 /// Classifies a Firestore failure: contention and outages are retryable, credentials and
-/// configuration systemic, the rest (bad input, undecodable documents) permanent.
+/// configuration systemic, the rest (bad input, undecodable documents) permanent. gRPC
+/// codes go by the shared Google mapping; this store's exceptions are written at each arm.
 pub fn classify(operation: &str, e: FirestoreError) -> PortError {
     match e {
         FirestoreError::DatabaseError(d) => {
+            // Exception: the crate's `retry_possible` (ABORTED, CANCELLED, UNAVAILABLE,
+            // RESOURCE_EXHAUSTED, its own timeouts and dropped connections, a read's
+            // DEADLINE_EXCEEDED) is retryable whatever the code: it knows the call.
             let class = if d.retry_possible {
                 ErrorClass::Retryable
             } else {
@@ -756,12 +773,13 @@ pub fn classify(operation: &str, e: FirestoreError) -> PortError {
             };
             failed(operation, class, d.to_string())
         }
-        // Someone created the document first; a retry reads it.
+        // Exception: ALREADY_EXISTS (the crate's conflict) is retryable, not permanent:
+        // someone created the document first, and a retry reads it.
         FirestoreError::DataConflictError(d) => {
             failed(operation, ErrorClass::Retryable, d.to_string())
         }
-        // Single-document reads turn NOT_FOUND into "absent", so one that reaches here
-        // names the database itself: configuration.
+        // Exception: NOT_FOUND is systemic, not `NotFound`: single-document reads turn it
+        // into "absent", so one that reaches here names the database itself.
         FirestoreError::DataNotFoundError(d) => failed(
             operation,
             ErrorClass::Systemic,
@@ -1390,6 +1408,14 @@ mod tests {
             ("FailedPrecondition", ErrorClass::Systemic),
             ("InvalidArgument", ErrorClass::Permanent),
             ("OutOfRange", ErrorClass::Permanent),
+            // The shared mapping, where the crate did not mark a retry.
+            ("Cancelled", ErrorClass::Retryable),
+            ("Unknown", ErrorClass::Retryable),
+            ("Internal", ErrorClass::Retryable),
+            ("DataLoss", ErrorClass::Retryable),
+            ("Unimplemented", ErrorClass::Systemic),
+            ("CONNECTION_ERROR", ErrorClass::Retryable),
+            ("Unsupported consistency selector", ErrorClass::Permanent),
         ] {
             assert_eq!(classify("op", db(code, false)).class(), class, "{code}");
         }
@@ -1411,6 +1437,40 @@ mod tests {
         assert!(e.to_string().contains("firestore.database_id"), "{e}");
         assert!(is_contention(&db("Aborted", true)));
         assert!(!is_contention(&db("Unavailable", true)));
+    }
+
+    #[test]
+    fn every_grpc_code_follows_the_shared_mapping_but_failed_precondition() {
+        use firestore::errors::*;
+        use firestore::gcloud_sdk::tonic::Code;
+        for number in 0..=16 {
+            let name = format!("{:?}", Code::from_i32(number));
+            assert_eq!(code_number(&name), Some(number), "{name}");
+            let e = FirestoreError::DatabaseError(FirestoreDatabaseError::new(
+                FirestoreErrorPublicGenericDetails::new(name.clone()),
+                "x".into(),
+                false,
+            ));
+            let expected = match name.as_str() {
+                "FailedPrecondition" => ErrorClass::Systemic,
+                _ => google_errors::class_of_code_number(number),
+            };
+            assert_eq!(classify("op", e).class(), expected, "{name}");
+        }
+        // What the crate's own conversion makes of a status, exceptions included.
+        let from = |code: Code| classify("op", FirestoreError::from(tonic_status(code)));
+        assert_eq!(from(Code::Cancelled).class(), ErrorClass::Retryable);
+        assert_eq!(from(Code::AlreadyExists).class(), ErrorClass::Retryable);
+        assert_eq!(from(Code::NotFound).class(), ErrorClass::Systemic);
+        assert_eq!(from(Code::FailedPrecondition).class(), ErrorClass::Systemic);
+        assert_eq!(from(Code::InvalidArgument).class(), ErrorClass::Permanent);
+        assert_eq!(from(Code::PermissionDenied).class(), ErrorClass::Systemic);
+    }
+
+    fn tonic_status(
+        code: firestore::gcloud_sdk::tonic::Code,
+    ) -> firestore::gcloud_sdk::tonic::Status {
+        firestore::gcloud_sdk::tonic::Status::new(code, "x")
     }
 
     #[test]

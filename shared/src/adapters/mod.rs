@@ -12,12 +12,15 @@ pub mod body_cap;
 pub mod csapi;
 #[cfg(feature = "firestore")]
 pub mod firestore_store;
+#[cfg(any(feature = "csapi", feature = "firestore", feature = "pubsub"))]
+pub mod google_errors;
 #[cfg(any(feature = "jira", feature = "rt"))]
 pub mod http_support;
 #[cfg(feature = "jira")]
 pub mod jira;
 #[cfg(feature = "pubsub")]
 pub mod pubsub;
+pub mod registry;
 #[cfg(feature = "rt")]
 pub mod rt;
 pub mod sqlite_queue;

@@ -13,6 +13,7 @@
 //! named in [`PubSubConfig::emulator_host`], and then both talk to it with anonymous
 //! credentials (the emulator serves gRPC and REST on one port).
 
+use crate::adapters::google_errors;
 use crate::domain::{Direction, SyncMessage};
 use crate::error::{ErrorClass, PortError, PortResult};
 use crate::ports::{DeadLetterMessage, DeadLetterQueue, SyncQueue};
@@ -279,51 +280,29 @@ fn from_publish(operation: &str, e: &PublishError) -> PortError {
     }
 }
 
-/// A failure of a call through the crate, classified by docs/FAILURES.md#failure-classes.
+/// A failure of a publish through the crate, classified by the shared Google mapping
+/// ([`google_errors::class_of_gax`]) with one exception.
 fn from_gax(operation: &str, e: &google_cloud_gax::error::Error) -> PortError {
-    if let Some(status) = e.http_status_code() {
-        return PortError::from_http(operation, status, e.to_string(), None);
+    let http_status = e.http_status_code();
+    let code = e.status().map(|s| s.code);
+    // Exception: NOT_FOUND (or 404) is systemic, not `NotFound`: the only thing a publish
+    // addresses is the topic, named by configuration, so a missing one is a deployment
+    // problem, not a missing counterpart and not the message's fault.
+    if google_errors::is_not_found(http_status, code) {
+        return PortError::Failed {
+            operation: operation.to_string(),
+            class: ErrorClass::Systemic,
+            status: http_status,
+            message: e.to_string(),
+            retry_after: None,
+        };
     }
-    let class = if let Some(s) = e.status() {
-        class_of_code(s.code)
-    } else if e.is_binding() || e.is_serialization() {
-        ErrorClass::Permanent
-    } else if e.is_authentication() {
-        let transient = std::error::Error::source(e)
-            .and_then(|s| s.downcast_ref::<google_cloud_gax::error::CredentialsError>())
-            .is_some_and(|c| c.is_transient());
-        if transient {
-            ErrorClass::Retryable
-        } else {
-            ErrorClass::Systemic
-        }
-    } else {
-        // Timeouts, connection and I/O errors.
-        ErrorClass::Retryable
-    };
     PortError::Failed {
         operation: operation.to_string(),
-        class,
-        status: None,
+        class: google_errors::class_of_gax(e),
+        status: http_status,
         message: e.to_string(),
         retry_after: None,
-    }
-}
-
-fn class_of_code(code: Code) -> ErrorClass {
-    match code {
-        Code::Unauthenticated | Code::PermissionDenied => ErrorClass::Systemic,
-        Code::Aborted
-        | Code::ResourceExhausted
-        | Code::Unavailable
-        | Code::Internal
-        | Code::Unknown
-        | Code::DeadlineExceeded
-        | Code::Cancelled
-        | Code::DataLoss => ErrorClass::Retryable,
-        // A topic that does not exist is a deployment problem, not the message's.
-        Code::NotFound => ErrorClass::Systemic,
-        _ => ErrorClass::Permanent,
     }
 }
 
@@ -464,14 +443,9 @@ impl PubSubRest {
             // Only answered to a caller that sent an entity tag, which this one never does.
             Ok(CacheableResource::NotModified) => Default::default(),
             Err(e) => {
-                let class = if e.is_transient() {
-                    ErrorClass::Retryable
-                } else {
-                    ErrorClass::Systemic
-                };
                 return Err(PortError::Failed {
                     operation: operation.to_string(),
-                    class,
+                    class: google_errors::class_of_credentials(&e),
                     status: None,
                     message: format!("no access token: {e}"),
                     retry_after: None,
@@ -502,12 +476,7 @@ impl PubSubRest {
         if (200..300).contains(&status) || (accept_conflict && status == 409) {
             return Ok((status, bytes));
         }
-        Err(PortError::from_http(
-            operation,
-            status,
-            error_message(&bytes),
-            retry_after,
-        ))
+        Err(from_rest(operation, status, &bytes, retry_after))
     }
 
     /// A create: `true` if it made the resource, `false` if it already existed.
@@ -522,12 +491,7 @@ impl PubSubRest {
             .await?;
         match status {
             409 if error_status(&bytes).as_deref() == Some("ALREADY_EXISTS") => Ok(false),
-            409 => Err(PortError::from_http(
-                operation,
-                409,
-                error_message(&bytes),
-                None,
-            )),
+            409 => Err(from_rest(operation, 409, &bytes, None)),
             _ => Ok(true),
         }
     }
@@ -687,6 +651,26 @@ impl PubSubRest {
         .await
         .map(|_| ())
     }
+}
+
+/// A non-success REST answer, classified by the shared Google mapping on its status and the
+/// body's `status` code ([`google_errors::failure`]: 404 is `NotFound`, 409 with
+/// ALREADY_EXISTS permanent). No exception: a create that meets ALREADY_EXISTS is answered
+/// `false` before this, not as a failure.
+fn from_rest(
+    operation: &str,
+    status: u16,
+    bytes: &[u8],
+    retry_after: Option<Duration>,
+) -> PortError {
+    let code = error_status(bytes).and_then(|s| Code::try_from(s.as_str()).ok());
+    google_errors::failure(
+        operation,
+        Some(status),
+        code,
+        error_message(bytes),
+        retry_after,
+    )
 }
 
 fn error_json(bytes: &[u8]) -> Option<serde_json::Value> {
@@ -897,18 +881,59 @@ mod tests {
     }
 
     #[test]
-    fn rpc_codes_are_classified_as_section_11_10_says() {
-        assert_eq!(class_of_code(Code::Unavailable), ErrorClass::Retryable);
-        assert_eq!(class_of_code(Code::DeadlineExceeded), ErrorClass::Retryable);
-        assert_eq!(class_of_code(Code::PermissionDenied), ErrorClass::Systemic);
-        assert_eq!(class_of_code(Code::Unauthenticated), ErrorClass::Systemic);
-        assert_eq!(class_of_code(Code::InvalidArgument), ErrorClass::Permanent);
+    fn rpc_codes_follow_the_shared_mapping_but_not_found() {
+        use google_cloud_gax::error::rpc::Status;
+        for number in 0..=16 {
+            let code = Code::from(number);
+            let e = google_cloud_gax::error::Error::service(
+                Status::default().set_code(code).set_message("m"),
+            );
+            let expected = match code {
+                // The exception: a missing topic is a deployment problem.
+                Code::NotFound => ErrorClass::Systemic,
+                _ => google_errors::class_of_code(code),
+            };
+            let got = from_gax("publish", &e);
+            assert_eq!(got.class(), expected, "{code}");
+            assert!(!got.is_not_found(), "{code}");
+        }
         let e = google_cloud_gax::error::Error::service(
-            google_cloud_gax::error::rpc::Status::default()
+            Status::default()
                 .set_code(Code::ResourceExhausted)
                 .set_message("quota"),
         );
         assert_eq!(from_gax("publish", &e).class(), ErrorClass::Retryable);
+        let e = google_cloud_gax::error::Error::http(404, Default::default(), Bytes::new());
+        assert_eq!(from_gax("publish", &e).class(), ErrorClass::Systemic);
+        let e = google_cloud_gax::error::Error::timeout("deadline");
+        assert_eq!(from_gax("publish", &e).class(), ErrorClass::Retryable);
+    }
+
+    #[test]
+    fn rest_answers_follow_the_shared_mapping() {
+        let body = |status: &str| {
+            format!(r#"{{"error":{{"code":409,"message":"m","status":"{status}"}}}}"#)
+        };
+        let e = from_rest("op", 409, body("ALREADY_EXISTS").as_bytes(), None);
+        assert_eq!(e.class(), ErrorClass::Permanent);
+        let e = from_rest("op", 409, body("ABORTED").as_bytes(), None);
+        assert_eq!(e.class(), ErrorClass::Retryable);
+        assert!(from_rest("op", 404, b"", None).is_not_found());
+        assert_eq!(
+            from_rest("op", 403, b"", None).class(),
+            ErrorClass::Systemic
+        );
+        assert_eq!(
+            from_rest("op", 400, b"", None).class(),
+            ErrorClass::Permanent
+        );
+        assert_eq!(
+            from_rest("op", 501, b"", None).class(),
+            ErrorClass::Systemic
+        );
+        let wait = Some(Duration::from_secs(2));
+        let e = from_rest("op", 429, b"", wait);
+        assert_eq!((e.class(), e.retry_after()), (ErrorClass::Retryable, wait));
     }
 
     #[test]

@@ -1,12 +1,17 @@
 //! Classifies every CSAPI failure as `PortError` (docs/FAILURES.md#where-failures-are-classified): the class decides
 //! whether the engine retries, alarms an operator or dead-letters the message, so the
 //! rules are applied here once, for the crate's calls and for the hand-rolled media calls
-//! alike.
+//! alike. The classes themselves are Google's, decided once in
+//! [`crate::adapters::google_errors`]; CSAPI's deliberate exceptions are made where the
+//! request is made, not here: a search or a classification lookup is built only from
+//! casesync's code and configuration, so its refusal (400, a 404 for the parent) is
+//! systemic through [`PortError::of_own_request`] at those call sites (`csapi/mod.rs`).
 //!
 //! Messages name the operation and the server's short reason only: the server's message
 //! is kept (Google's do not echo request content) but shortened, and nothing casesync
 //! sent (comment bodies, file names) is ever added (docs/ARCHITECTURE.md#security).
 
+use crate::adapters::google_errors;
 use crate::error::{ErrorClass, PortError};
 use crate::retry_policy::MAX_IN_PROCESS_RETRY_AFTER;
 use google_cloud_gax::error::rpc::{Code, Status};
@@ -32,32 +37,12 @@ pub fn from_gax(operation: &str, e: &google_cloud_gax::error::Error) -> PortErro
             retry_after,
         );
     }
-    let message = shorten(&e.to_string());
-    let class = if e.is_binding() || e.is_serialization() {
-        // The request could not be formed (e.g. a name matching no binding): the same
-        // input fails the same way every time.
-        ErrorClass::Permanent
-    } else if e.is_authentication() {
-        // No token: transient when the token source said so, else the credentials are
-        // misconfigured, which is no message's fault.
-        let transient = std::error::Error::source(e)
-            .and_then(|s| s.downcast_ref::<google_cloud_gax::error::CredentialsError>())
-            .is_some_and(|c| c.is_transient());
-        if transient {
-            ErrorClass::Retryable
-        } else {
-            ErrorClass::Systemic
-        }
-    } else {
-        // Timeouts, connection and I/O errors, a truncated (undecodable) answer: the
-        // request may well succeed next time.
-        ErrorClass::Retryable
-    };
+    // No answer: a request that could not be formed, credentials, a timeout or transport.
     PortError::Failed {
         operation: operation.to_string(),
-        class,
+        class: google_errors::class_of_gax(e),
         status: None,
-        message,
+        message: shorten(&e.to_string()),
         retry_after: None,
     }
 }
@@ -102,7 +87,9 @@ pub fn from_reqwest(operation: &str, e: &reqwest::Error) -> PortError {
     }
 }
 
-/// The rules of docs/FAILURES.md#failure-classes on an HTTP status and/or a canonical code.
+/// An HTTP status and/or a canonical code, classified as Google's answers are
+/// ([`google_errors::failure`]: 404 is `NotFound`, 409 with ALREADY_EXISTS permanent), with
+/// the server's message shortened. CSAPI makes no exception of its own here.
 pub fn classify(
     operation: &str,
     http_status: Option<u16>,
@@ -110,47 +97,7 @@ pub fn classify(
     message: &str,
     retry_after: Option<Duration>,
 ) -> PortError {
-    let message = shorten(message);
-    let not_found = match http_status {
-        Some(s) => s == 404,
-        None => code == Some(Code::NotFound),
-    };
-    if not_found {
-        return PortError::NotFound {
-            operation: operation.to_string(),
-            what: message,
-        };
-    }
-    let class = match (http_status, code) {
-        // 409 is retryable as ABORTED (a concurrency conflict); ALREADY_EXISTS shares the
-        // status but repeats forever.
-        (Some(409), Some(Code::AlreadyExists)) => ErrorClass::Permanent,
-        (Some(s), _) => ErrorClass::from_http_status(s),
-        (None, Some(c)) => class_of_code(c),
-        (None, None) => ErrorClass::Retryable,
-    };
-    PortError::Failed {
-        operation: operation.to_string(),
-        class,
-        status: http_status,
-        message,
-        retry_after,
-    }
-}
-
-/// The class of a canonical code that came without an HTTP status.
-fn class_of_code(code: Code) -> ErrorClass {
-    match code {
-        Code::Unauthenticated | Code::PermissionDenied => ErrorClass::Systemic,
-        Code::Aborted
-        | Code::ResourceExhausted
-        | Code::Unavailable
-        | Code::Internal
-        | Code::Unknown
-        | Code::DeadlineExceeded
-        | Code::DataLoss => ErrorClass::Retryable,
-        _ => ErrorClass::Permanent,
-    }
+    google_errors::failure(operation, http_status, code, shorten(message), retry_after)
 }
 
 /// `Retry-After` as seconds or as an HTTP date (RFC 9110 §10.2.3); a date in the past
@@ -394,6 +341,14 @@ mod tests {
         let e = classify("x", None, Some(Code::FailedPrecondition), "m", None);
         assert_eq!(e.class(), ErrorClass::Permanent);
         assert!(classify("x", None, Some(Code::NotFound), "m", None).is_not_found());
+        // Decided in google_errors: a server-side cancel is retried, a method the endpoint
+        // does not serve is systemic (was permanent here before).
+        let e = classify("x", None, Some(Code::Cancelled), "m", None);
+        assert_eq!(e.class(), ErrorClass::Retryable);
+        let e = classify("x", None, Some(Code::Unimplemented), "m", None);
+        assert_eq!(e.class(), ErrorClass::Systemic);
+        let e = classify("x", Some(501), Some(Code::Unimplemented), "m", None);
+        assert_eq!(e.class(), ErrorClass::Systemic);
     }
 
     #[test]
