@@ -58,6 +58,34 @@ pub(crate) struct GoogleSide<'a> {
     pub support: &'a dyn SupportApi,
     pub case_name: &'a str,
     pub own_identities: &'a [String],
+    /// The case's comments as listed once in this sync, with casesync's own posts since
+    /// added: the API has no `since` filter, so a second listing would read every page again.
+    pub listed: std::sync::Mutex<Option<Vec<CommentView>>>,
+}
+
+impl<'a> GoogleSide<'a> {
+    pub fn new(
+        support: &'a dyn SupportApi,
+        case_name: &'a str,
+        own_identities: &'a [String],
+    ) -> Self {
+        GoogleSide {
+            support,
+            case_name,
+            own_identities,
+            listed: std::sync::Mutex::new(None),
+        }
+    }
+
+    fn view(&self, c: crate::domain::GoogleComment) -> CommentView {
+        CommentView {
+            id: last_segment(&c.name),
+            author: c.creator.display_name.clone(),
+            by_connector: self.is_own(c.creator.email.as_deref()),
+            body: c.body,
+            created_at: c.create_time,
+        }
+    }
 }
 
 impl GoogleSide<'_> {
@@ -77,25 +105,34 @@ impl CaseSide for GoogleSide<'_> {
     }
 
     async fn comments(&self, _since: Option<DateTime<Utc>>) -> PortResult<Vec<CommentView>> {
+        if let Some(listed) = self
+            .listed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+        {
+            return Ok(listed.clone());
+        }
         // The CSAPI's comment order is undocumented: always read every page (docs/INVARIANTS.md#what-counts-as-mirrored).
         let comments = self.support.list_comments(self.case_name).await?;
-        Ok(comments
-            .into_iter()
-            .map(|c| CommentView {
-                id: last_segment(&c.name),
-                author: c.creator.display_name.clone(),
-                by_connector: self.is_own(c.creator.email.as_deref()),
-                body: c.body,
-                created_at: c.create_time,
-            })
-            .collect())
+        let views: Vec<CommentView> = comments.into_iter().map(|c| self.view(c)).collect();
+        *self.listed.lock().unwrap_or_else(|e| e.into_inner()) = Some(views.clone());
+        Ok(views)
     }
 
     async fn add_comment(&self, body: &str) -> PortResult<Option<String>> {
-        self.support
-            .create_comment(self.case_name, body)
-            .await
-            .map(|c| c.creator.email)
+        let created = self.support.create_comment(self.case_name, body).await?;
+        let email = created.creator.email.clone();
+        let view = self.view(created);
+        if let Some(listed) = self
+            .listed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_mut()
+        {
+            listed.push(view);
+        }
+        Ok(email)
     }
 
     async fn attachments(&self) -> PortResult<Vec<AttachmentView>> {

@@ -392,11 +392,11 @@ impl Engine {
             }
         }
 
-        let google = GoogleSide {
-            support: self.support.as_ref(),
-            case_name: &g.name,
-            own_identities: &self.settings.own_google_identities,
-        };
+        let google = GoogleSide::new(
+            self.support.as_ref(),
+            &g.name,
+            &self.settings.own_google_identities,
+        );
         let company = CompanySide {
             crm: self.crm.as_ref(),
             case_id: &c.id,

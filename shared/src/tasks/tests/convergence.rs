@@ -762,3 +762,26 @@ async fn an_upload_stream_longer_than_its_declared_size_is_stopped() {
     assert_eq!(err.class(), crate::error::ErrorClass::Permanent);
     assert!(err.to_string().contains("declared"), "{err}");
 }
+
+// ---- one listing per sync ---------------------------------------------------------------
+
+#[tokio::test]
+async fn the_first_google_sync_lists_the_google_comments_once() {
+    let h = Harness::new();
+    let name = h.google_case("Listed once");
+    h.google.comment_as_engineer(&name, "Eng", "hello");
+    h.tick(1);
+    h.engine.poll_google().await.unwrap();
+    let before = h.google.faults.calls("cases.comments.list");
+    assert!(h.drain().await.is_empty());
+    assert_eq!(
+        h.google.faults.calls("cases.comments.list") - before,
+        1,
+        "the now-syncing check and the mirror share one listing"
+    );
+    let id = h.mapping_for_google(&name).await.company_case_id.unwrap();
+    assert_eq!(
+        count_with_prefix(&h.crm_comments(&id), "[Google Comment"),
+        1
+    );
+}
