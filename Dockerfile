@@ -6,6 +6,11 @@
 # The build stage compiles only the chosen crate (release profile: size-optimised, LTO,
 # stripped, panic=abort); the runtime stage is distroless with the C runtime and CA
 # certificates only, running as a non-root user.
+#
+# No build argument per CRM: every function links every adapter of shared's `functions`
+# feature (the registry, shared/src/adapters/registry.rs), and the kind is chosen at run time
+# by CASESYNC_CRM__KIND, which Terraform sets from crm_kind. One image set serves Jira and
+# Request Tracker deployments alike, and switching kinds needs no rebuild.
 
 ARG RUST_VERSION=1.95
 

@@ -52,15 +52,33 @@ approve=()
 echo "deploy: ${#functions[@]} functions, tag $IMAGE_TAG, builder $BUILDER"
 tf init -input=false
 
-# (1) What the images need first.
+eval_tf() { tf console "${vars[@]}" <<<"$1" | tr -d '"'; }
+
+# The CRM adapter (crm_kind) and its secret, from terraform/crm_{kind}.tf: the functions
+# cannot start without a version of it, so it is created with the repository.
+crm_kind="$(eval_tf var.crm_kind)"
+crm_secret_resource="$(eval_tf local.crm_secret.resource)"
+crm_secret_id="$(eval_tf local.crm_secret.id)"
+crm_token_given="$(eval_tf local.crm_secret.token_given)"
+[ -n "$crm_kind" ] && [ -n "$crm_secret_resource" ] || die "could not read crm_kind and its secret from Terraform"
+echo "deploy: CRM $crm_kind, its token in Secret Manager secret $crm_secret_id"
+
+# (1) What the images and the functions need first.
 tf apply -input=false "${vars[@]}" "${approve[@]}" \
   -target=google_project_service.apis \
-  -target=google_artifact_registry_repository.images
+  -target=google_artifact_registry_repository.images \
+  -target="$crm_secret_resource"
 
-eval_tf() { tf console "${vars[@]}" <<<"$1" | tr -d '"'; }
 prefix="$(eval_tf local.image_prefix)"
 project="$(eval_tf var.project_id)"
 [ -n "$prefix" ] && [ -n "$project" ] || die "could not read the image prefix and project from Terraform"
+
+# A revision whose secret has no version fails to start; say so now, with the fix.
+if [ "$crm_token_given" != "true" ] && command -v gcloud >/dev/null; then
+  if [ -z "$(gcloud secrets versions list "$crm_secret_id" --project "$project" --filter=state=ENABLED --limit=1 --format='value(name)' 2>/dev/null)" ]; then
+    die "secret $crm_secret_id has no version yet: printf %s \"\$TOKEN\" | gcloud secrets versions add $crm_secret_id --project $project --data-file=-"
+  fi
+fi
 
 # (2) Build and push.
 case "$BUILDER" in

@@ -8,12 +8,21 @@ organization_id = "123456789012"
 google_parent            = "organizations/123456789012"
 google_classification_id = "100152"
 
+# The CRM: crm_kind (jira by default, or rt) and that adapter's variables
+# (terraform/crm_{kind}.tf); only the chosen kind's are read.
+crm_kind = "jira"
+
 jira_base_url          = "https://example.atlassian.net"
 jira_email             = "casesync@example.com"
 jira_project_key       = "SUP"
 jira_issue_type        = "Service Request"
 jira_sync_flag_field   = "customfield_10100"
 jira_google_case_field = "customfield_10101"
+
+# Request Tracker instead (crm_kind = "rt"); its token goes into the secret casesync-rt-token.
+# rt_base_url = "https://rt.example.com"
+# rt_user     = "casesync"
+# rt_queue    = "GoogleSupport"
 
 # --- Optional (defaults shown where they differ from leaving the line out) ---
 

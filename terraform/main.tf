@@ -63,6 +63,23 @@ locals {
 
   google_create_parent = coalesce(var.google_create_parent, var.google_parent)
 
+  # The CRM adapter's environment, by crm_kind: each adapter's file (terraform/crm_{kind}.tf)
+  # declares its variables, its secret and these two locals, {kind}_env (plain values) and
+  # {kind}_secret_env (Secret Manager references). One entry per kind of the code's registry
+  # (shared::adapters::registry), which the Terraform test holds this map to.
+  crm_env = {
+    jira = local.jira_env
+    rt   = local.rt_env
+  }[var.crm_kind]
+  crm_secret_env = {
+    jira = local.jira_secret_env
+    rt   = local.rt_secret_env
+  }[var.crm_kind]
+  crm_secret = {
+    jira = local.jira_secret
+    rt   = local.rt_secret
+  }[var.crm_kind]
+
   # A TOML array as the configuration's env override expects it (README.md#configuration); JSON
   # string arrays are valid TOML. The runtime account is always one of casesync's own
   # identities: every comment casesync writes carries it (docs/INVARIANTS.md#own-identity).

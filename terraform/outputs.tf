@@ -54,8 +54,13 @@ output "firestore_database" {
 }
 
 output "jira_api_token_secret" {
-  description = "The secret to add the Jira API token to: gcloud secrets versions add <id> --data-file=-"
-  value       = google_secret_manager_secret.jira_api_token.secret_id
+  description = "The secret to add the Jira API token to: gcloud secrets versions add <id> --data-file=- (null unless crm_kind is jira)."
+  value       = one(google_secret_manager_secret.jira_api_token[*].secret_id)
+}
+
+output "rt_token_secret" {
+  description = "The secret to add the RT auth token to: gcloud secrets versions add <id> --data-file=- (null unless crm_kind is rt)."
+  value       = one(google_secret_manager_secret.rt_token[*].secret_id)
 }
 
 output "dashboard" {

@@ -3,10 +3,12 @@
 # the one runtime account (docs/INVARIANTS.md#own-identity).
 #
 # Each service sets exactly the environment its function reads at start-up
-# (`shared::deploy::required_env`), plus CASESYNC_CRM__JIRA__ISSUE_TYPE where the Jira adapter
-# runs (it requires that key). The Jira API token comes from Secret Manager, and only the
-# functions that talk to Jira get it. Environment names are literal so that the Terraform
-# test can compare them with the code; `extra_env` adds optional settings to every function.
+# (`shared::deploy::required_env`). The CRM adapter's variables come from its file,
+# terraform/crm_{kind}.tf (local.crm_env, local.crm_secret_env, chosen by crm_kind); its
+# token comes from Secret Manager, and only the functions that talk to the CRM get it.
+# Environment names are literal, here or in those locals, so that the Terraform test can
+# compare them with the code for every kind; `extra_env` adds optional settings to every
+# function.
 
 # poll-google: every minute (Cloud Scheduler): searches the Cloud Support API for updated
 # cases and enqueues one sync per case.
@@ -175,38 +177,26 @@ resource "google_cloud_run_v2_service" "poll_company" {
         name  = "CASESYNC_CRM__KIND"
         value = var.crm_kind
       }
-      env {
-        name  = "CASESYNC_CRM__JIRA__BASE_URL"
-        value = var.jira_base_url
-      }
-      env {
-        name  = "CASESYNC_CRM__JIRA__EMAIL"
-        value = var.jira_email
-      }
-      env {
-        name = "CASESYNC_CRM__JIRA__API_TOKEN"
-        value_source {
-          secret_key_ref {
-            secret  = google_secret_manager_secret.jira_api_token.secret_id
-            version = var.jira_api_token_version
-          }
+      # The CRM adapter's own settings (terraform/crm_{kind}.tf, chosen by crm_kind), and
+      # its credential from Secret Manager.
+      dynamic "env" {
+        for_each = local.crm_env
+        content {
+          name  = env.key
+          value = env.value
         }
       }
-      env {
-        name  = "CASESYNC_CRM__JIRA__PROJECT_KEY"
-        value = var.jira_project_key
-      }
-      env {
-        name  = "CASESYNC_CRM__JIRA__ISSUE_TYPE"
-        value = var.jira_issue_type
-      }
-      env {
-        name  = "CASESYNC_CRM__JIRA__SYNC_FLAG_FIELD"
-        value = var.jira_sync_flag_field
-      }
-      env {
-        name  = "CASESYNC_CRM__JIRA__GOOGLE_CASE_FIELD"
-        value = var.jira_google_case_field
+      dynamic "env" {
+        for_each = local.crm_secret_env
+        content {
+          name = env.key
+          value_source {
+            secret_key_ref {
+              secret  = env.value.secret
+              version = env.value.version
+            }
+          }
+        }
       }
       env {
         name  = "CASESYNC_PUBSUB__PROJECT"
@@ -238,6 +228,8 @@ resource "google_cloud_run_v2_service" "poll_company" {
     google_organization_iam_member.runtime_organization_viewer,
     google_secret_manager_secret_iam_member.runtime_reads_jira_api_token,
     google_secret_manager_secret_version.jira_api_token,
+    google_secret_manager_secret_iam_member.runtime_reads_rt_token,
+    google_secret_manager_secret_version.rt_token,
   ]
 }
 
@@ -313,38 +305,26 @@ resource "google_cloud_run_v2_service" "sync_google_to_company" {
         name  = "CASESYNC_CRM__KIND"
         value = var.crm_kind
       }
-      env {
-        name  = "CASESYNC_CRM__JIRA__BASE_URL"
-        value = var.jira_base_url
-      }
-      env {
-        name  = "CASESYNC_CRM__JIRA__EMAIL"
-        value = var.jira_email
-      }
-      env {
-        name = "CASESYNC_CRM__JIRA__API_TOKEN"
-        value_source {
-          secret_key_ref {
-            secret  = google_secret_manager_secret.jira_api_token.secret_id
-            version = var.jira_api_token_version
-          }
+      # The CRM adapter's own settings (terraform/crm_{kind}.tf, chosen by crm_kind), and
+      # its credential from Secret Manager.
+      dynamic "env" {
+        for_each = local.crm_env
+        content {
+          name  = env.key
+          value = env.value
         }
       }
-      env {
-        name  = "CASESYNC_CRM__JIRA__PROJECT_KEY"
-        value = var.jira_project_key
-      }
-      env {
-        name  = "CASESYNC_CRM__JIRA__ISSUE_TYPE"
-        value = var.jira_issue_type
-      }
-      env {
-        name  = "CASESYNC_CRM__JIRA__SYNC_FLAG_FIELD"
-        value = var.jira_sync_flag_field
-      }
-      env {
-        name  = "CASESYNC_CRM__JIRA__GOOGLE_CASE_FIELD"
-        value = var.jira_google_case_field
+      dynamic "env" {
+        for_each = local.crm_secret_env
+        content {
+          name = env.key
+          value_source {
+            secret_key_ref {
+              secret  = env.value.secret
+              version = env.value.version
+            }
+          }
+        }
       }
       env {
         name  = "CASESYNC_PUBSUB__PROJECT"
@@ -380,6 +360,8 @@ resource "google_cloud_run_v2_service" "sync_google_to_company" {
     google_organization_iam_member.runtime_organization_viewer,
     google_secret_manager_secret_iam_member.runtime_reads_jira_api_token,
     google_secret_manager_secret_version.jira_api_token,
+    google_secret_manager_secret_iam_member.runtime_reads_rt_token,
+    google_secret_manager_secret_version.rt_token,
     google_pubsub_topic_iam_member.runtime_publishes_dead_letters,
   ]
 }
@@ -456,38 +438,26 @@ resource "google_cloud_run_v2_service" "sync_company_to_google" {
         name  = "CASESYNC_CRM__KIND"
         value = var.crm_kind
       }
-      env {
-        name  = "CASESYNC_CRM__JIRA__BASE_URL"
-        value = var.jira_base_url
-      }
-      env {
-        name  = "CASESYNC_CRM__JIRA__EMAIL"
-        value = var.jira_email
-      }
-      env {
-        name = "CASESYNC_CRM__JIRA__API_TOKEN"
-        value_source {
-          secret_key_ref {
-            secret  = google_secret_manager_secret.jira_api_token.secret_id
-            version = var.jira_api_token_version
-          }
+      # The CRM adapter's own settings (terraform/crm_{kind}.tf, chosen by crm_kind), and
+      # its credential from Secret Manager.
+      dynamic "env" {
+        for_each = local.crm_env
+        content {
+          name  = env.key
+          value = env.value
         }
       }
-      env {
-        name  = "CASESYNC_CRM__JIRA__PROJECT_KEY"
-        value = var.jira_project_key
-      }
-      env {
-        name  = "CASESYNC_CRM__JIRA__ISSUE_TYPE"
-        value = var.jira_issue_type
-      }
-      env {
-        name  = "CASESYNC_CRM__JIRA__SYNC_FLAG_FIELD"
-        value = var.jira_sync_flag_field
-      }
-      env {
-        name  = "CASESYNC_CRM__JIRA__GOOGLE_CASE_FIELD"
-        value = var.jira_google_case_field
+      dynamic "env" {
+        for_each = local.crm_secret_env
+        content {
+          name = env.key
+          value_source {
+            secret_key_ref {
+              secret  = env.value.secret
+              version = env.value.version
+            }
+          }
+        }
       }
       env {
         name  = "CASESYNC_PUBSUB__PROJECT"
@@ -523,6 +493,8 @@ resource "google_cloud_run_v2_service" "sync_company_to_google" {
     google_organization_iam_member.runtime_organization_viewer,
     google_secret_manager_secret_iam_member.runtime_reads_jira_api_token,
     google_secret_manager_secret_version.jira_api_token,
+    google_secret_manager_secret_iam_member.runtime_reads_rt_token,
+    google_secret_manager_secret_version.rt_token,
     google_pubsub_topic_iam_member.runtime_publishes_dead_letters,
   ]
 }
@@ -688,38 +660,26 @@ resource "google_cloud_run_v2_service" "detect_outages" {
         name  = "CASESYNC_CRM__KIND"
         value = var.crm_kind
       }
-      env {
-        name  = "CASESYNC_CRM__JIRA__BASE_URL"
-        value = var.jira_base_url
-      }
-      env {
-        name  = "CASESYNC_CRM__JIRA__EMAIL"
-        value = var.jira_email
-      }
-      env {
-        name = "CASESYNC_CRM__JIRA__API_TOKEN"
-        value_source {
-          secret_key_ref {
-            secret  = google_secret_manager_secret.jira_api_token.secret_id
-            version = var.jira_api_token_version
-          }
+      # The CRM adapter's own settings (terraform/crm_{kind}.tf, chosen by crm_kind), and
+      # its credential from Secret Manager.
+      dynamic "env" {
+        for_each = local.crm_env
+        content {
+          name  = env.key
+          value = env.value
         }
       }
-      env {
-        name  = "CASESYNC_CRM__JIRA__PROJECT_KEY"
-        value = var.jira_project_key
-      }
-      env {
-        name  = "CASESYNC_CRM__JIRA__ISSUE_TYPE"
-        value = var.jira_issue_type
-      }
-      env {
-        name  = "CASESYNC_CRM__JIRA__SYNC_FLAG_FIELD"
-        value = var.jira_sync_flag_field
-      }
-      env {
-        name  = "CASESYNC_CRM__JIRA__GOOGLE_CASE_FIELD"
-        value = var.jira_google_case_field
+      dynamic "env" {
+        for_each = local.crm_secret_env
+        content {
+          name = env.key
+          value_source {
+            secret_key_ref {
+              secret  = env.value.secret
+              version = env.value.version
+            }
+          }
+        }
       }
       env {
         name  = "CASESYNC_PUBSUB__PROJECT"
@@ -751,6 +711,8 @@ resource "google_cloud_run_v2_service" "detect_outages" {
     google_organization_iam_member.runtime_organization_viewer,
     google_secret_manager_secret_iam_member.runtime_reads_jira_api_token,
     google_secret_manager_secret_version.jira_api_token,
+    google_secret_manager_secret_iam_member.runtime_reads_rt_token,
+    google_secret_manager_secret_version.rt_token,
   ]
 }
 

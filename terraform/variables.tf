@@ -1,6 +1,7 @@
 # Inputs. Required: where to deploy (project, region, organization), which image to run
-# (image_tag), what to poll on the Google side and how to reach the CRM. Everything else has
-# a default an operator can keep.
+# (image_tag), what to poll on the Google side. How to reach the CRM is the adapter's own
+# file, terraform/crm_{kind}.tf: its variables are required when crm_kind names it.
+# Everything else has a default an operator can keep.
 
 # ---------------------------------------------------------------------------------------
 # Required
@@ -66,66 +67,6 @@ variable "google_classification_id" {
   }
 }
 
-variable "jira_base_url" {
-  description = "The Jira site: https://{site}.atlassian.net (crm.jira.base_url)."
-  type        = string
-
-  validation {
-    condition     = can(regex("^https://[^/]+", var.jira_base_url))
-    error_message = "jira_base_url must be an https URL."
-  }
-}
-
-variable "jira_email" {
-  description = "The e-mail of casesync's own Atlassian account (crm.jira.email). It must be an account of its own: a person's account makes that person's comments look like mirrors (docs/INVARIANTS.md#own-identity)."
-  type        = string
-
-  validation {
-    condition     = can(regex("^[^@\\s]+@[^@\\s]+$", var.jira_email))
-    error_message = "jira_email must be an e-mail address."
-  }
-}
-
-variable "jira_project_key" {
-  description = "The Jira project cases are created and searched in, e.g. SUP (crm.jira.project_key)."
-  type        = string
-
-  validation {
-    condition     = can(regex("^[A-Z][A-Z0-9_]+$", var.jira_project_key))
-    error_message = "jira_project_key must be a Jira project key such as SUP."
-  }
-}
-
-variable "jira_issue_type" {
-  description = "The issue type of created cases, by name or id (crm.jira.issue_type); the Jira adapter requires it."
-  type        = string
-
-  validation {
-    condition     = length(trimspace(var.jira_issue_type)) > 0
-    error_message = "jira_issue_type must not be empty."
-  }
-}
-
-variable "jira_sync_flag_field" {
-  description = "The custom field that flags a Jira case for sync, customfield_{n} (crm.jira.sync_flag_field)."
-  type        = string
-
-  validation {
-    condition     = can(regex("^customfield_[0-9]+$", var.jira_sync_flag_field))
-    error_message = "jira_sync_flag_field must be customfield_{n}."
-  }
-}
-
-variable "jira_google_case_field" {
-  description = "The single-line text custom field that holds the Google case name, customfield_{n} (crm.jira.google_case_field)."
-  type        = string
-
-  validation {
-    condition     = can(regex("^customfield_[0-9]+$", var.jira_google_case_field))
-    error_message = "jira_google_case_field must be customfield_{n}."
-  }
-}
-
 # ---------------------------------------------------------------------------------------
 # Optional: Google side
 # ---------------------------------------------------------------------------------------
@@ -153,47 +94,18 @@ variable "google_extra_own_identities" {
 }
 
 # ---------------------------------------------------------------------------------------
-# Optional: CRM side
+# CRM side: which adapter (its own variables are in terraform/crm_{kind}.tf)
 # ---------------------------------------------------------------------------------------
 
 variable "crm_kind" {
-  description = "Which CRM adapter runs (crm.kind). Only jira is deployable with this configuration."
+  description = "Which CRM adapter runs (crm.kind): jira or rt (Request Tracker). Each has its own variables and secret, in terraform/crm_{kind}.tf; only those of this kind are used."
   type        = string
   default     = "jira"
 
   validation {
-    condition     = contains(["jira"], var.crm_kind)
-    error_message = "crm_kind must be jira."
+    condition     = contains(["jira", "rt"], var.crm_kind)
+    error_message = "crm_kind must be one of: jira, rt."
   }
-}
-
-variable "jira_api_token_secret_id" {
-  description = "The Secret Manager secret holding the Jira API token of jira_email. Terraform creates the secret; its value is added by the operator (see README) or from jira_api_token."
-  type        = string
-  default     = "casesync-jira-api-token"
-
-  validation {
-    condition     = can(regex("^[A-Za-z0-9_-]{1,255}$", var.jira_api_token_secret_id))
-    error_message = "jira_api_token_secret_id must be a valid secret ID."
-  }
-}
-
-variable "jira_api_token_version" {
-  description = "The secret version the functions read: latest, or a version number to pin. A new version reaches the functions with their next revision (the next apply that changes them)."
-  type        = string
-  default     = "latest"
-
-  validation {
-    condition     = can(regex("^(latest|[0-9]+)$", var.jira_api_token_version))
-    error_message = "jira_api_token_version must be latest or a version number."
-  }
-}
-
-variable "jira_api_token" {
-  description = "Optional: the Jira API token itself, added as a secret version by Terraform. It then lands in the Terraform state; prefer adding the version with gcloud (README) and leave this null."
-  type        = string
-  default     = null
-  sensitive   = true
 }
 
 # ---------------------------------------------------------------------------------------
@@ -280,7 +192,7 @@ variable "extra_env" {
 
   validation {
     condition = alltrue([for k in keys(var.extra_env) : can(regex("^CASESYNC_[A-Z0-9_]+$", k)) && !contains([
-      "CASESYNC_CRM__JIRA__API_TOKEN", "CASESYNC_CRM__JIRA__OAUTH_TOKEN",
+      "CASESYNC_CRM__JIRA__API_TOKEN", "CASESYNC_CRM__JIRA__OAUTH_TOKEN", "CASESYNC_CRM__RT__TOKEN",
       "CASESYNC_SHIM__AUDIENCE", "CASESYNC_SHIM__INVOKER", "CASESYNC_SHIM__VERIFY_TOKENS",
     ], k)])
     error_message = "extra_env keys must be CASESYNC_* names; secrets come from Secret Manager, and the token check (CASESYNC_SHIM__*) is not overridable."

@@ -32,7 +32,13 @@ pub const ENV_PREFIX: &str = "CASESYNC_";
 /// The keys that hold credentials. They are read from the environment only (Secret Manager
 /// on Cloud Run): one in the configuration file stops start-up, and an environment value
 /// is always a string, whatever it looks like, and never printed.
-pub const SECRET_KEYS: &[&str] = &["crm.jira.api_token", "crm.jira.oauth_token", "crm.rt.token"];
+/// Each CRM adapter declares its own (`adapters::registry::CrmKind::secret_keys`).
+pub static SECRET_KEYS: std::sync::LazyLock<Vec<&'static str>> = std::sync::LazyLock::new(|| {
+    crate::adapters::registry::CRM_KINDS
+        .iter()
+        .flat_map(|k| k.secret_keys.iter().copied())
+        .collect()
+});
 
 /// The environment variable that sets `key` (`crm.rt.token` → `CASESYNC_CRM__RT__TOKEN`).
 pub fn env_name(key: &str) -> String {
@@ -278,9 +284,11 @@ pub struct GoogleConfig {
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct CrmConfig {
-    /// Which CRM adapter: `jira` or `rt` (Request Tracker).
+    /// Which CRM adapter: a kind of `adapters::registry::CRM_KINDS` (`jira`, `rt`).
     pub kind: String,
-    /// The adapter's own keys, read by the adapter (see the README).
+    /// The adapter's own keys, read into its typed configuration by the registry
+    /// (`CrmSettings::read`) when a function talks to the CRM. One field per kind, so that a
+    /// misspelt section is named (`crm.rtt`).
     pub jira: Option<toml::Value>,
     /// The Request Tracker adapter's keys (`[crm.rt]`).
     pub rt: Option<toml::Value>,
@@ -505,14 +513,9 @@ impl Config {
 
     fn validate_crm(crm: &CrmConfig) -> Result<(), ConfigError> {
         // The adapter's own keys are checked when the adapter is built: a function that
-        // only needs to know the CRM's kind gets no credentials for it.
-        match crm.kind.as_str() {
-            "jira" | "rt" => Ok(()),
-            other => Err(ConfigError::new(
-                "crm.kind",
-                format!("unknown CRM `{other}` (supported: jira, rt)"),
-            )),
-        }
+        // only needs to know the CRM's kind gets no credentials for it. The kind itself is
+        // checked by the registry, so the functions and the local runner refuse alike.
+        crate::adapters::registry::kind(&crm.kind).map(|_| ())
     }
 
     fn validate_sync_and_runner(&self) -> Result<(), ConfigError> {
@@ -1087,7 +1090,7 @@ google_polling_window = "30m"
 
     #[test]
     fn a_secret_in_the_file_is_refused_naming_the_key_and_the_environment_variable() {
-        for key in SECRET_KEYS {
+        for key in SECRET_KEYS.iter() {
             let (section, name) = key.rsplit_once('.').unwrap();
             let text = format!("{GOOD}\n[{section}]\n{name} = \"hunter2-secret\"\n").replace(
                 "[crm.jira]\nbase_url = \"https://example.atlassian.net\"\n",

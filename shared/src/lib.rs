@@ -4,6 +4,8 @@
 
 pub mod adapters;
 pub mod clock;
+#[cfg(feature = "csapi")]
+pub mod compose;
 pub mod config;
 pub mod deploy;
 pub mod domain;

@@ -40,6 +40,8 @@ enum Binary {
     PollCompanyRt,
     /// `casesync-local status` (reads the configuration and the SQLite file only).
     LocalStatus,
+    /// `casesync-local run`: the local runner starting its engine.
+    LocalRun,
     /// The `replay-dead-letters` job, as on Cloud Run (JSON logging).
     Replay,
 }
@@ -394,7 +396,7 @@ impl Binary {
         match self {
             Binary::Cleanup => "cleanup-case-mappings",
             Binary::PollCompanyRt => "poll-company",
-            Binary::LocalStatus => "casesync-local",
+            Binary::LocalStatus | Binary::LocalRun => "casesync-local",
             Binary::Replay => "replay-dead-letters",
         }
     }
@@ -412,7 +414,13 @@ impl Binary {
     }
 
     /// What the binary needs to start, so a row changes one thing only.
-    fn base_env(self, port: u16, dir: &Path, firestore: &str) -> HashMap<&'static str, String> {
+    fn base_env(
+        self,
+        port: u16,
+        rt_port: u16,
+        dir: &Path,
+        firestore: &str,
+    ) -> HashMap<&'static str, String> {
         let mut env: HashMap<&'static str, String> = HashMap::new();
         if self.is_service() {
             env.extend([
@@ -444,22 +452,22 @@ impl Binary {
                 ),
                 ("CASESYNC_CRM__KIND", "rt".into()),
             ]);
-            // `deploy::CRM_ENV` names the Jira adapter's variables for every CRM function,
-            // so they are set here too; with `crm.kind = "rt"` they are not read.
+            // The Request Tracker adapter's own variables (registry `CrmKind::required_env`),
+            // as Terraform sets them; a row's file or environment changes one of them.
             for (key, value) in [
-                ("CASESYNC_CRM__JIRA__BASE_URL", "http://127.0.0.1:9"),
-                ("CASESYNC_CRM__JIRA__EMAIL", "casesync@example.com"),
-                ("CASESYNC_CRM__JIRA__API_TOKEN", "unused"),
-                ("CASESYNC_CRM__JIRA__PROJECT_KEY", "SUP"),
-                ("CASESYNC_CRM__JIRA__ISSUE_TYPE", "Task"),
-                ("CASESYNC_CRM__JIRA__SYNC_FLAG_FIELD", "customfield_1"),
-                ("CASESYNC_CRM__JIRA__GOOGLE_CASE_FIELD", "customfield_2"),
+                (
+                    "CASESYNC_CRM__RT__BASE_URL",
+                    format!("http://127.0.0.1:{rt_port}"),
+                ),
+                ("CASESYNC_CRM__RT__USER", "casesync".into()),
+                ("CASESYNC_CRM__RT__QUEUE", "GoogleSupport".into()),
+                ("CASESYNC_CRM__RT__TOKEN", "t-o-k-e-n".into()),
             ] {
-                env.insert(key, value.into());
+                env.insert(key, value);
             }
         }
         match self {
-            Binary::LocalStatus => {
+            Binary::LocalStatus | Binary::LocalRun => {
                 env.insert(
                     "CASESYNC_RUNNER__DATABASE",
                     dir.join("local.sqlite").display().to_string(),
@@ -538,7 +546,7 @@ async fn run_row(
     index: usize,
 ) -> Result<(), String> {
     let port = free_port();
-    let mut env = row.binary.base_env(port, dir, firestore);
+    let mut env = row.binary.base_env(port, rt_port, dir, firestore);
     for key in row.unset {
         env.remove(key);
     }
@@ -553,8 +561,14 @@ async fn run_row(
     }
     let binary = casesync_tests::workspace_binary(row.binary.name()).map_err(|e| e.to_string())?;
     let mut command = Command::new(binary);
-    if row.binary == Binary::LocalStatus {
-        command.arg("status");
+    match row.binary {
+        Binary::LocalStatus => {
+            command.arg("status");
+        }
+        Binary::LocalRun => {
+            command.args(["run", "--for-seconds", "5"]);
+        }
+        _ => {}
     }
     let mut child = command
         .env_clear()
@@ -696,4 +710,51 @@ async fn bad_configuration_gets_one_clear_line_naming_the_key() {
         seen.iter().any(|a| a == &format!("token {DIGIT_TOKEN}")),
         "RT saw {seen:?}"
     );
+}
+
+/// `crm.kind = "nosuch"` stops the Cloud Run functions and the local runner alike, at
+/// start-up, with the key named and the kinds listed: one registry decides for both
+/// (`shared::adapters::registry`), whether the kind comes from the file or the environment.
+#[tokio::test]
+async fn an_unknown_crm_kind_stops_the_functions_and_the_local_runner_alike() {
+    let dir = tempfile::tempdir().unwrap();
+    const NOSUCH: &str = "[crm]\nkind = \"nosuch\"\n";
+    let expect = refused("crm.kind", &["`nosuch`", "jira, rt"]);
+    let row = |what, binary, file, env| Row {
+        what,
+        binary,
+        file,
+        env,
+        unset: &[],
+        expect,
+    };
+    let rows = [
+        row(
+            "a CRM function, the kind from its environment",
+            Binary::PollCompanyRt,
+            None,
+            &[("CASESYNC_CRM__KIND", "nosuch")],
+        ),
+        row(
+            "a function without the CRM, the kind from the file",
+            Binary::Cleanup,
+            Some(NOSUCH),
+            &[],
+        ),
+        row("the local runner", Binary::LocalRun, Some(NOSUCH), &[]),
+        row(
+            "the local runner, the kind from the environment",
+            Binary::LocalRun,
+            Some("[runner]\nworkers = 1\n"),
+            &[("CASESYNC_CRM__KIND", "nosuch")],
+        ),
+    ];
+    let mut failures = Vec::new();
+    for (i, row) in rows.iter().enumerate() {
+        // Refused before anything connects: neither RT nor Firestore is reached.
+        if let Err(why) = run_row(row, 9, "127.0.0.1:9", dir.path(), i).await {
+            failures.push(format!("{} ({}): {why}", row.what, row.binary.name()));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }

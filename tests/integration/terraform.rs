@@ -27,6 +27,7 @@ use hcl::expr::{TemplateExpr, TraversalOperator};
 use hcl::template::{Directive, Element};
 use hcl::{Block, Body, Expression, Template};
 use serde_json::Value as Json;
+use shared::adapters::registry::{CRM_KINDS, CrmKind};
 use shared::deploy::{self, FUNCTIONS, FunctionSpec, SECRET_ENV, Trigger};
 use shared::retry_policy::{PRODUCTION_QUEUE, SchedulerRetry};
 use std::collections::{BTreeMap, BTreeSet};
@@ -41,9 +42,11 @@ const SCHEDULER_JOB: &str = "google_cloud_scheduler_job";
 /// The crate under `functions/` that is not deployed: the all-in-one local runner.
 const LOCAL_RUNNER: &str = "local-runner";
 
-/// Set by Terraform beyond `required_env` where the Jira adapter runs: `JiraConfig` requires
-/// `issue_type`, which `deploy::CRM_ENV` does not list.
-const JIRA_EXTRA_ENV: &[&str] = &["CASESYNC_CRM__JIRA__ISSUE_TYPE"];
+/// The `dynamic "env"` blocks that set the CRM adapter's variables: `for_each` over these
+/// locals, which main.tf picks by `crm_kind` from each adapter's `{kind}_env` and
+/// `{kind}_secret_env` (terraform/crm_{kind}.tf).
+const CRM_ENV_LOCAL: &str = "crm_env";
+const CRM_SECRET_ENV_LOCAL: &str = "crm_secret_env";
 
 /// Every role the Terraform may grant, and the only resource types it may be granted
 /// through: least privilege (docs/ARCHITECTURE.md#security) is reviewed here, once, instead of in every diff.
@@ -916,9 +919,128 @@ fn container_env(resource: &Resource) -> Vec<&Body> {
     blocks(container, "env").map(|b| b.body()).collect()
 }
 
-/// Each function's container sets exactly what `required_env` lists (plus the Jira keys the
-/// adapter needs beyond it), every secret from Secret Manager, nothing else literal.
-fn check_env(config: &Config, spec: &FunctionSpec) -> Vec<String> {
+/// The value of `local.{name}`, wherever it is declared.
+fn local_expr<'a>(config: &'a Config, name: &str) -> Option<&'a Expression> {
+    config
+        .files
+        .iter()
+        .flat_map(|(_, body)| blocks(body, "locals"))
+        .find_map(|b| attr(b.body(), name))
+}
+
+/// The literal keys of an object (also inside `tomap(...)`), e.g. a `{kind}_env` local.
+fn object_keys(expr: &Expression) -> Option<Vec<String>> {
+    match expr {
+        Expression::Object(object) => object
+            .keys()
+            .map(|k| match k {
+                hcl::ObjectKey::Identifier(id) => Some(id.as_str().to_string()),
+                hcl::ObjectKey::Expression(e) => str_lit(e).map(str::to_string),
+                _ => None,
+            })
+            .collect(),
+        Expression::FuncCall(call) if call.name.to_string() == "tomap" => {
+            call.args.first().and_then(object_keys)
+        }
+        _ => None,
+    }
+}
+
+/// `local.{name}` of a `for_each`.
+fn local_name(expr: &Expression) -> Option<&str> {
+    let Expression::Traversal(t) = expr else {
+        return None;
+    };
+    match (&t.expr, t.operators.as_slice()) {
+        (Expression::Variable(root), [TraversalOperator::GetAttr(name)])
+            if root.as_str() == "local" =>
+        {
+            Some(name.as_str())
+        }
+        _ => None,
+    }
+}
+
+/// The environment names a container sets for CRM `crm`: its literal `env` blocks, and the
+/// keys of the adapter's locals where a `dynamic "env"` iterates over `local.crm_env` or
+/// `local.crm_secret_env`. Each name with whether it is set from Secret Manager.
+fn container_env_names(
+    config: &Config,
+    resource: &Resource,
+    crm: &CrmKind,
+    problems: &mut Vec<String>,
+) -> Vec<(String, bool)> {
+    let at = resource.address();
+    let mut names = Vec::new();
+    for env in container_env(resource) {
+        let Some(name) = attr(env, "name").and_then(str_lit) else {
+            problems.push(format!("{at}: every env block needs a literal name (optional settings go through extra_env)"));
+            continue;
+        };
+        let secret_ref = block_at(env, &["value_source", "secret_key_ref"]);
+        let from_secret = attr(env, "value").is_none()
+            && secret_ref
+                .is_some_and(|s| attr(s, "secret").is_some() && attr(s, "version").is_some());
+        if !from_secret && attr(env, "value").is_none() {
+            problems.push(format!("{at}: {name} has no value"));
+        }
+        names.push((name.to_string(), from_secret));
+    }
+    for dynamic in container_dynamic_env(resource) {
+        let local = attr(dynamic, "for_each").and_then(local_name);
+        let (adapter_local, secret) = match local {
+            Some(CRM_ENV_LOCAL) => (format!("{}_env", crm.kind), false),
+            Some(CRM_SECRET_ENV_LOCAL) => (format!("{}_secret_env", crm.kind), true),
+            // extra_env: the operator's optional settings, not the code's.
+            _ => continue,
+        };
+        let Some(keys) = local_expr(config, &adapter_local).and_then(object_keys) else {
+            problems.push(format!(
+                "{at}: local.{adapter_local} (terraform/crm_{}.tf) is not an object of literal variable names",
+                crm.kind
+            ));
+            continue;
+        };
+        let content = block_at(dynamic, &["content"]);
+        let secret_ref = content.and_then(|c| block_at(c, &["value_source", "secret_key_ref"]));
+        let from_secret = content.is_some_and(|c| attr(c, "value").is_none())
+            && secret_ref
+                .is_some_and(|s| attr(s, "secret").is_some() && attr(s, "version").is_some());
+        if secret != from_secret {
+            problems.push(format!(
+                "{at}: the dynamic env over local.{} must set {}",
+                local.unwrap_or_default(),
+                if secret {
+                    "value_source.secret_key_ref (secret and version), never a value"
+                } else {
+                    "a value"
+                }
+            ));
+        }
+        names.extend(keys.into_iter().map(|k| (k, from_secret)));
+    }
+    names
+}
+
+/// The `dynamic "env"` blocks of a service's or job's container.
+fn container_dynamic_env(resource: &Resource) -> Vec<&Body> {
+    let path: &[&str] = if resource.rtype == JOB {
+        &["template", "template", "containers"]
+    } else {
+        &["template", "containers"]
+    };
+    let Some(container) = block_at(&resource.body, path) else {
+        return Vec::new();
+    };
+    blocks(container, "dynamic")
+        .filter(|b| b.labels().first().is_some_and(|l| l.as_str() == "env"))
+        .map(|b| b.body())
+        .collect()
+}
+
+/// Each function's container sets exactly what `provisioned_env` lists for CRM `crm`, every
+/// secret from Secret Manager, nothing else literal.
+fn check_env(config: &Config, spec: &FunctionSpec, crm: &CrmKind) -> Vec<String> {
     let mut problems = Vec::new();
     let found = config.cloud_run(spec.name);
     let [resource] = found.as_slice() else {
@@ -928,32 +1050,18 @@ fn check_env(config: &Config, spec: &FunctionSpec) -> Vec<String> {
             found.len()
         )];
     };
-    let at = resource.address();
+    let at = format!("{} (crm_kind = {})", resource.address(), crm.kind);
     // What the function must read, and what it reads when set (deploy::provisioned_env).
-    let required = deploy::provisioned_env(spec.name);
-    let mut expected: BTreeSet<&str> = required.iter().copied().collect();
-    if required.contains(&"CASESYNC_CRM__JIRA__BASE_URL") {
-        expected.extend(JIRA_EXTRA_ENV);
-    }
+    let expected: BTreeSet<&str> = deploy::provisioned_env(spec.name, crm)
+        .into_iter()
+        .collect();
     let mut set = BTreeSet::new();
-    for env in container_env(resource) {
-        let Some(name) = attr(env, "name").and_then(str_lit) else {
-            problems.push(format!("{at}: every env block needs a literal name (optional settings go through extra_env)"));
-            continue;
-        };
-        if !set.insert(name.to_string()) {
+    for (name, from_secret) in container_env_names(config, resource, crm, &mut problems) {
+        if !set.insert(name.clone()) {
             problems.push(format!("{at}: {name} is set twice"));
         }
-        let secret_ref = block_at(env, &["value_source", "secret_key_ref"]);
-        if SECRET_ENV.contains(&name) {
-            if attr(env, "value").is_some()
-                || secret_ref
-                    .is_none_or(|s| attr(s, "secret").is_none() || attr(s, "version").is_none())
-            {
-                problems.push(format!("{at}: {name} is a secret: set it through value_source.secret_key_ref (secret and version), never as a value"));
-            }
-        } else if attr(env, "value").is_none() {
-            problems.push(format!("{at}: {name} has no value"));
+        if SECRET_ENV.contains(&name.as_str()) && !from_secret {
+            problems.push(format!("{at}: {name} is a secret: set it through value_source.secret_key_ref (secret and version), never as a value"));
         }
     }
     for name in &expected {
@@ -967,6 +1075,104 @@ fn check_env(config: &Config, spec: &FunctionSpec) -> Vec<String> {
     for name in &set {
         if !expected.contains(name.as_str()) {
             problems.push(format!("{at}: {name} is not read by {} (least privilege: set only what required_env lists)", spec.name));
+        }
+    }
+    problems
+}
+
+/// Every function for every CRM kind.
+fn check_env_every_kind(config: &Config) -> Vec<String> {
+    CRM_KINDS
+        .iter()
+        .flat_map(|crm| {
+            FUNCTIONS
+                .iter()
+                .flat_map(move |spec| check_env(config, spec, crm))
+        })
+        .collect()
+}
+
+/// `crm_kind` accepts exactly the kinds of the code's registry; main.tf's `crm_env` and
+/// `crm_secret_env` pick each kind's locals; each adapter's file declares its variables.
+fn check_crm_kinds(config: &Config) -> Vec<String> {
+    let mut problems = Vec::new();
+    let kinds: BTreeSet<String> = CRM_KINDS.iter().map(|k| k.kind.to_string()).collect();
+    let mut accepted = BTreeSet::new();
+    for (_, body) in &config.files {
+        for block in blocks(body, "variable") {
+            if block.labels().first().map(|l| l.as_str()) != Some("crm_kind") {
+                continue;
+            }
+            for validation in blocks(block.body(), "validation") {
+                if let Some(condition) = attr(validation.body(), "condition") {
+                    walk_expr(condition, &mut |e| {
+                        if let Expression::Array(items) = e {
+                            accepted.extend(items.iter().filter_map(str_lit).map(str::to_string));
+                        }
+                    });
+                }
+            }
+        }
+    }
+    if accepted != kinds {
+        problems.push(format!(
+            "variable crm_kind accepts {accepted:?}; the registry's kinds are {kinds:?}"
+        ));
+    }
+    for (local, suffix) in [
+        (CRM_ENV_LOCAL, "env"),
+        (CRM_SECRET_ENV_LOCAL, "secret_env"),
+        // Which secret scripts/deploy.sh creates and checks first.
+        ("crm_secret", "secret"),
+    ] {
+        // `{ jira = local.jira_env, ... }[var.crm_kind]`
+        let picks: Option<BTreeMap<String, String>> = local_expr(config, local).and_then(|e| {
+            let Expression::Traversal(t) = e else {
+                return None;
+            };
+            let Expression::Object(object) = &t.expr else {
+                return None;
+            };
+            object
+                .iter()
+                .map(|(k, v)| {
+                    let key = match k {
+                        hcl::ObjectKey::Identifier(id) => id.as_str().to_string(),
+                        hcl::ObjectKey::Expression(e) => str_lit(e)?.to_string(),
+                        _ => return None,
+                    };
+                    Some((key, local_name(v)?.to_string()))
+                })
+                .collect()
+        });
+        let wanted: BTreeMap<String, String> = CRM_KINDS
+            .iter()
+            .map(|k| (k.kind.to_string(), format!("{}_{suffix}", k.kind)))
+            .collect();
+        if picks.as_ref() != Some(&wanted) {
+            problems.push(format!(
+                "local.{local} must be {{ kind = local.{{kind}}_{suffix}, … }}[var.crm_kind] over every registry kind: found {picks:?}"
+            ));
+        }
+    }
+    for crm in CRM_KINDS {
+        let file = format!("crm_{}.tf", crm.kind);
+        let declared: BTreeSet<String> = config
+            .files
+            .iter()
+            .filter(|(f, _)| *f == file)
+            .flat_map(|(_, body)| blocks(body, "variable"))
+            .filter_map(|b| b.labels().first().map(|l| l.as_str().to_string()))
+            .collect();
+        let listed: BTreeSet<String> = crm
+            .terraform_variables
+            .iter()
+            .map(|v| v.to_string())
+            .collect();
+        if declared != listed {
+            problems.push(format!(
+                "terraform/{file} declares {declared:?}; the registry lists {listed:?}"
+            ));
         }
     }
     problems
@@ -1175,13 +1381,26 @@ fn every_role_granted_is_on_the_allow_list() {
 }
 
 #[test]
-fn every_function_gets_exactly_the_environment_it_reads() {
+fn every_function_gets_exactly_the_environment_it_reads_for_every_crm_kind() {
     let config = load();
-    let problems: Vec<String> = FUNCTIONS
-        .iter()
-        .flat_map(|spec| check_env(&config, spec))
-        .collect();
-    assert_none("environment vs deploy::required_env", problems);
+    for crm in CRM_KINDS {
+        let problems: Vec<String> = FUNCTIONS
+            .iter()
+            .flat_map(|spec| check_env(&config, spec, crm))
+            .collect();
+        assert_none(
+            &format!(
+                "environment vs deploy::required_env, crm_kind = {}",
+                crm.kind
+            ),
+            problems,
+        );
+    }
+}
+
+#[test]
+fn every_crm_kind_of_the_registry_is_deployable() {
+    assert_none("crm_kind vs adapters::registry", check_crm_kinds(&load()));
 }
 
 #[test]
@@ -1256,6 +1475,7 @@ enum Check {
     Public,
     Roles,
     Env,
+    CrmKinds,
     Schema,
 }
 
@@ -1279,17 +1499,22 @@ const BREAKAGES: &[(&str, Check, &str, &str, &str)] = &[
     ("allUsers", Check::Public, "run.tf", r#"member   = google_service_account.invoker["poll-google"].member"#, r#"member   = "allUsers""#),
     ("allAuthenticatedUsers in a template", Check::Public, "iam.tf", "member = google_service_account.runtime.member", r#"member = "${"allAuthenticatedUsers"}""#),
     ("a role off the list", Check::Roles, "iam.tf", "roles/datastore.user", "roles/datastore.owner"),
-    ("an allowed role on the wrong scope", Check::Roles, "secrets.tf", r#"resource "google_secret_manager_secret_iam_member""#, r#"resource "google_project_iam_member""#),
+    ("an allowed role on the wrong scope", Check::Roles, "crm_rt.tf", r#"resource "google_secret_manager_secret_iam_member""#, r#"resource "google_project_iam_member""#),
     ("invoker of another service", Check::Roles, "run.tf", r#"member   = google_service_account.invoker["poll-google"].member"#, r#"member   = google_service_account.invoker["detect-outages"].member"#),
     ("a required variable missing", Check::Env, "run.tf", r#"name  = "CASESYNC_SHIM__DEAD_LETTER_TOPIC""#, r#"name  = "CASESYNC_SHIM__DEAD_LETTER""#),
-    ("a secret as a plain value", Check::Env, "run.tf", r#"name = "CASESYNC_CRM__JIRA__API_TOKEN""#, "name  = \"CASESYNC_CRM__JIRA__API_TOKEN\"\n        value = \"hunter2\""),
+    ("a secret as a plain value", Check::Env, "run.tf", "          name = env.key\n          value_source {", "          name  = env.key\n          value = env.value.secret\n          value_source {"),
+    ("an adapter's variable missing", Check::Env, "crm_rt.tf", "    CASESYNC_CRM__RT__QUEUE    = var.rt_queue\n", ""),
+    ("another adapter's variable", Check::Env, "crm_jira.tf", "CASESYNC_CRM__JIRA__EMAIL ", "CASESYNC_CRM__RT__EMAIL "),
+    ("a kind the code does not know", Check::CrmKinds, "variables.tf", r#"contains(["jira", "rt"]"#, r#"contains(["jira", "rt", "zendesk"]"#),
+    ("a kind without its locals", Check::CrmKinds, "main.tf", "    rt   = local.rt_env\n", ""),
+    ("an adapter variable outside its file", Check::CrmKinds, "crm_rt.tf", r#"variable "rt_queue""#, r#"variable "rt_queues""#),
     ("a variable a function does not read", Check::Env, "run.tf", r#"name  = "CASESYNC_CRM__KIND""#, r#"name  = "CASESYNC_CRM__JIRA__EMAIL""#),
     ("an unknown attribute", Check::Schema, "pubsub.tf", "max_delivery_attempts = 100", "max_delivery_attempt = 100"),
     ("an unknown block", Check::Schema, "scheduler.tf", "retry_config {", "retry_settings {"),
     ("an unknown resource type", Check::Schema, "iam.tf", r#"resource "google_service_account" "runtime""#, r#"resource "google_service_acount" "runtime""#),
     ("an unknown dynamic block", Check::Schema, "firestore.tf", r#"dynamic "indexes""#, r#"dynamic "index""#),
     ("a reference to an unknown attribute", Check::Schema, "run.tf", "google_firestore_database.casesync.name", "google_firestore_database.casesync.nme"),
-    ("a reference to an unknown variable", Check::Schema, "run.tf", "var.jira_base_url", "var.jira_url"),
+    ("a reference to an unknown variable", Check::Schema, "crm_jira.tf", "= var.jira_base_url", "= var.jira_url"),
 ];
 
 /// Breaks the real configuration in memory, once per row of [`BREAKAGES`], and expects the
@@ -1307,10 +1532,8 @@ fn each_check_fails_on_a_broken_configuration() {
             Check::Scheduler => check_scheduler(config),
             Check::Public => check_nothing_public(&config.files),
             Check::Roles => check_roles(config),
-            Check::Env => FUNCTIONS
-                .iter()
-                .flat_map(|s| check_env(config, s))
-                .collect(),
+            Check::Env => check_env_every_kind(config),
+            Check::CrmKinds => check_crm_kinds(config),
             Check::Schema => check_schema(config, &schema),
         }
     };
@@ -1349,6 +1572,7 @@ fn each_check_fails_on_a_broken_configuration() {
         Check::Public,
         Check::Roles,
         Check::Env,
+        Check::CrmKinds,
         Check::Schema,
     ] {
         assert_none(

@@ -4,7 +4,13 @@
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    let result = shared::function::serve_scheduled("cleanup-case-mappings").await;
+    // Its task reads the dead-letter subscriptions of its configuration, so it is built
+    // from the started function (shared::function::cleanup_task).
+    let result = shared::function::serve_scheduled_with(
+        "cleanup-case-mappings",
+        shared::function::cleanup_task,
+    )
+    .await;
     // One line, a Cloud Logging JSON one, and never a backtrace.
     shared::logging::exit_status(true, result)
 }

@@ -4,7 +4,10 @@
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    let result = shared::function::serve_scheduled("detect-outages").await;
+    let result = shared::function::serve_scheduled("detect-outages", |engine| async move {
+        engine.detect_outages().await
+    })
+    .await;
     // One line, a Cloud Logging JSON one, and never a backtrace.
     shared::logging::exit_status(true, result)
 }

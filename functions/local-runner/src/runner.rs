@@ -2,23 +2,33 @@
 //! scheduled tasks on their timers and a pool of workers on the queue, and stops cleanly on
 //! Ctrl-C or SIGTERM, letting in-flight syncs finish.
 
-use anyhow::{Context, bail};
-use shared::adapters::csapi::{CsapiClient, CsapiConfig};
-use shared::adapters::jira::{JiraConfig, JiraCrm};
-use shared::adapters::rt::{RtConfig, RtCrm};
+use anyhow::Context;
+#[cfg(not(feature = "sandbox"))]
+use anyhow::bail;
 use shared::adapters::sqlite_queue::{EmbeddedDeadLetters, EmbeddedQueue};
 use shared::adapters::sqlite_store::SqliteStore;
 use shared::clock::{Clock, SystemClock};
+use shared::compose::Plan;
 use shared::config::{Config, RunnerConfig};
-use shared::ports::{Crm, SupportApi};
+use shared::deploy;
 use shared::retry_policy::QueuePolicy;
 use shared::tasks::{Engine, TaskError};
 use shared::worker::{DeliveryOutcome, process_delivery};
+use std::future::Future;
 use std::path::Path;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
 use tracing::{error, info, warn};
+
+/// A task's report as JSON (what the log shows of it). A macro, so that the report's type
+/// needs no `serde` bound named here (the runner does not depend on serde itself).
+macro_rules! report {
+    ($r:expr) => {
+        $r.map(|v| serde_json::to_value(v).unwrap_or_default())
+    };
+}
 
 /// Everything a run needs, built from configuration or from the sandbox.
 pub struct Setup {
@@ -71,64 +81,15 @@ impl Setup {
     }
 
     async fn from_config(config: Config) -> anyhow::Result<Setup> {
-        let google = config.require_google()?;
-        let mut csapi = CsapiConfig::default();
-        if let Some(endpoint) = &google.endpoint {
-            csapi.endpoint = Some(endpoint.clone());
-            csapi.anonymous = google.anonymous;
-        }
-        let support = CsapiClient::connect(csapi)
-            .await
-            .context("connecting to the Cloud Support API")?;
-        if !support
-            .classification_exists(&google.classification_id)
-            .await
-            .context("checking google.classification_id")?
-        {
-            bail!(
-                "configuration key `google.classification_id`: `{}` is not a case classification the API knows",
-                google.classification_id
-            );
-        }
-        let crm = config.require_crm()?;
-        let crm: Arc<dyn Crm> = match crm.kind.as_str() {
-            "jira" => {
-                let table = crm
-                    .jira
-                    .clone()
-                    .context("configuration key `crm.jira`: the [crm.jira] section is required when crm.kind is `jira`")?;
-                Arc::new(
-                    JiraCrm::connect(JiraConfig::from_toml(table)?)
-                        .await
-                        .context("connecting to Jira")?,
-                )
-            }
-            "rt" => {
-                let table = crm
-                    .rt
-                    .clone()
-                    .context("configuration key `crm.rt`: the [crm.rt] section is required when crm.kind is `rt`")?;
-                let mut rt = RtConfig::from_toml(table)?;
-                rt.max_attachment_bytes = config.sync.max_attachment_bytes;
-                Arc::new(
-                    RtCrm::connect(rt)
-                        .await
-                        .context("connecting to Request Tracker")?,
-                )
-            }
-            other => bail!("configuration key `crm.kind`: `{other}` is not supported"),
-        };
+        // The same composition root as the Cloud Run functions (shared::compose): the CRM
+        // kind is chosen, and an unknown one refused, in one place for both.
+        let plan = Plan::new(&config, "casesync-local", deploy::ALL)?;
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let runner = config.runner.clone();
         let queue = open_queue(&runner, clock.clone())?;
-        let engine = Engine {
-            support: Arc::new(support),
-            crm,
-            store: open_store(&runner)?,
-            queue: queue.clone(),
-            clock,
-            settings: Arc::new(config.sync_settings()),
-        };
+        let engine = plan
+            .engine(&config, open_store(&runner)?, Some(queue.clone()), clock)
+            .await?;
         Ok(Setup {
             engine,
             queue,
@@ -182,16 +143,44 @@ pub async fn run(setup: Setup, for_at_most: Option<Duration>) -> anyhow::Result<
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut tasks = tokio::task::JoinSet::new();
     let r = &setup.runner;
-    let schedules: [(&'static str, Duration); 4] = [
-        ("poll-google", r.poll_google_every),
-        ("poll-company", r.poll_company_every),
-        ("detect-outages", r.detect_outages_every),
-        ("cleanup-case-mappings", r.cleanup_every),
+    // Each timer is handed its task body, as each function's main hands its own to the shim.
+    let schedules: [(&'static str, Duration, Task); 4] = [
+        (
+            "poll-google",
+            r.poll_google_every,
+            Box::new(|engine, _| Box::pin(async move { report!(engine.poll_google().await) })),
+        ),
+        (
+            "poll-company",
+            r.poll_company_every,
+            Box::new(|engine, _| Box::pin(async move { report!(engine.poll_company().await) })),
+        ),
+        (
+            "detect-outages",
+            r.detect_outages_every,
+            Box::new(|engine, _| Box::pin(async move { report!(engine.detect_outages().await) })),
+        ),
+        (
+            "cleanup-case-mappings",
+            r.cleanup_every,
+            // The embedded queue's dead letters are always at hand, so cleanup always
+            // acknowledges those of cases that synced since.
+            Box::new(|engine, queue| {
+                Box::pin(async move {
+                    report!(
+                        engine
+                            .cleanup_with_dead_letters(&EmbeddedDeadLetters::new(&queue))
+                            .await
+                    )
+                })
+            }),
+        ),
     ];
-    for (task, every) in schedules {
+    for (name, every, task) in schedules {
         tasks.spawn(scheduled(
-            task,
+            name,
             every,
+            task,
             setup.engine.clone(),
             setup.queue.clone(),
             stop_rx.clone(),
@@ -250,10 +239,21 @@ async fn shutdown_signal(for_at_most: Option<Duration>) {
     }
 }
 
+/// A scheduled task body: its report as JSON, for the log.
+type Task = Box<
+    dyn Fn(
+            Engine,
+            Arc<EmbeddedQueue>,
+        ) -> Pin<Box<dyn Future<Output = Result<serde_json::Value, TaskError>> + Send>>
+        + Send
+        + Sync,
+>;
+
 /// Runs one scheduled task now and then every `every`, as Cloud Scheduler would.
 async fn scheduled(
     task: &'static str,
     every: Duration,
+    body: Task,
     engine: Engine,
     queue: Arc<EmbeddedQueue>,
     mut stop: watch::Receiver<bool>,
@@ -265,24 +265,7 @@ async fn scheduled(
             _ = ticker.tick() => {},
             _ = stop.changed() => return,
         }
-        let outcome = match task {
-            "poll-google" => engine
-                .poll_google()
-                .await
-                .map(|r| serde_json::to_value(r).unwrap_or_default()),
-            "poll-company" => engine
-                .poll_company()
-                .await
-                .map(|r| serde_json::to_value(r).unwrap_or_default()),
-            "detect-outages" => engine
-                .detect_outages()
-                .await
-                .map(|r| serde_json::to_value(r).unwrap_or_default()),
-            _ => engine
-                .cleanup_with_dead_letters(&EmbeddedDeadLetters::new(&queue))
-                .await
-                .map(|r| serde_json::to_value(r).unwrap_or_default()),
-        };
+        let outcome = body(engine.clone(), queue.clone()).await;
         match outcome {
             Ok(report) => {
                 let busy = report.as_object().is_some_and(|o| {

@@ -6,8 +6,10 @@ use shared::domain::Direction;
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    let result =
-        shared::function::serve_push("sync-company-to-google", Direction::CompanyToGoogle).await;
+    let result = shared::function::serve_push("sync-company-to-google", |engine, key| async move {
+        engine.sync(Direction::CompanyToGoogle, &key).await
+    })
+    .await;
     // One line, a Cloud Logging JSON one, and never a backtrace.
     shared::logging::exit_status(true, result)
 }

@@ -6,8 +6,10 @@ use shared::domain::Direction;
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    let result =
-        shared::function::serve_push("sync-google-to-company", Direction::GoogleToCompany).await;
+    let result = shared::function::serve_push("sync-google-to-company", |engine, key| async move {
+        engine.sync(Direction::GoogleToCompany, &key).await
+    })
+    .await;
     // One line, a Cloud Logging JSON one, and never a backtrace.
     shared::logging::exit_status(true, result)
 }
