@@ -121,7 +121,7 @@ resource "google_monitoring_dashboard" "casesync" {
       columns = 48
       tiles = [
         {
-          xPos = 0, yPos = 0, width = 24, height = 16
+          width = 24, height = 16
           widget = {
             title = "Sync throughput (successful syncs/s by service)"
             xyChart = {
@@ -143,7 +143,7 @@ resource "google_monitoring_dashboard" "casesync" {
           }
         },
         {
-          xPos = 24, yPos = 0, width = 24, height = 16
+          xPos = 24, width = 24, height = 16
           widget = {
             title = "Errors (5xx/s by service; sync retries and outages)"
             xyChart = {
@@ -165,7 +165,7 @@ resource "google_monitoring_dashboard" "casesync" {
           }
         },
         {
-          xPos = 0, yPos = 16, width = 24, height = 16
+          yPos = 16, width = 24, height = 16
           widget = {
             title = "Dead letters waiting (by subscription)"
             xyChart = {
@@ -209,7 +209,7 @@ resource "google_monitoring_dashboard" "casesync" {
           }
         },
         {
-          xPos = 0, yPos = 32, width = 24, height = 16
+          yPos = 32, width = 24, height = 16
           widget = {
             title = "Sync backlog (undelivered messages by push subscription)"
             xyChart = {

@@ -1347,6 +1347,49 @@ fn assert_none(check: &str, problems: Vec<String>) {
 // Tests
 // ---------------------------------------------------------------------------------------
 
+/// Fields the Monitoring API drops when they are zero (a dashboard tile's `xPos`, `yPos`)
+/// would show as a change on every plan: they must be left out.
+fn check_no_zero_dashboard_positions(config: &Config) -> Vec<String> {
+    let mut problems = Vec::new();
+    for r in config.of_type("google_monitoring_dashboard") {
+        if let Some(json) = attr(&r.body, "dashboard_json") {
+            walk_expr(json, &mut |e| {
+                if let Expression::Object(object) = e {
+                    for (key, value) in object {
+                        let name = match key {
+                            hcl::ObjectKey::Identifier(id) => id.as_str().to_string(),
+                            hcl::ObjectKey::Expression(k) => {
+                                str_lit(k).unwrap_or_default().to_string()
+                            }
+                            _ => String::new(),
+                        };
+                        if matches!(name.as_str(), "xPos" | "yPos") && u64_lit(value) == Some(0) {
+                            problems.push(format!(
+                                "{}: {name} = 0 is dropped by the API and diffs on every plan: leave it out",
+                                r.address()
+                            ));
+                        }
+                    }
+                }
+            });
+        }
+    }
+    problems
+}
+
+#[test]
+fn dashboard_tiles_leave_out_zero_positions() {
+    assert_none("dashboard zero fields", check_no_zero_dashboard_positions(&load()));
+    let broken = Config::parse(&[(
+        "monitoring.tf".to_string(),
+        r#"resource "google_monitoring_dashboard" "d" {
+  dashboard_json = jsonencode({ tiles = [{ xPos = 0, width = 24 }] })
+}"#
+        .to_string(),
+    )]);
+    assert_eq!(check_no_zero_dashboard_positions(&broken).len(), 1);
+}
+
 #[test]
 fn there_is_one_cloud_run_service_or_job_per_deployable_function_crate() {
     assert_none(
