@@ -1379,7 +1379,10 @@ fn check_no_zero_dashboard_positions(config: &Config) -> Vec<String> {
 
 #[test]
 fn dashboard_tiles_leave_out_zero_positions() {
-    assert_none("dashboard zero fields", check_no_zero_dashboard_positions(&load()));
+    assert_none(
+        "dashboard zero fields",
+        check_no_zero_dashboard_positions(&load()),
+    );
     let broken = Config::parse(&[(
         "monitoring.tf".to_string(),
         r#"resource "google_monitoring_dashboard" "d" {
