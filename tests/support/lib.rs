@@ -1,5 +1,6 @@
 //! Helpers shared by the integration tests.
 
+pub mod crm_driver;
 pub mod emulators;
 pub mod rt;
 pub mod scenario;
