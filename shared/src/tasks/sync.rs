@@ -79,15 +79,9 @@ fn refuses_item(e: &PortError, attachment: bool) -> bool {
         || (attachment && matches!(e.status(), Some(403 | 413 | 415)))
 }
 
-/// An error message cut to a length a comment and a log line can carry.
+/// An error message as a comment, a log line and the mapping may carry it.
 fn short_reason(e: &PortError) -> String {
-    let text = e.to_string();
-    if text.chars().count() <= 300 {
-        text
-    } else {
-        let cut: String = text.chars().take(300).collect();
-        format!("{cut}…")
-    }
+    crate::echo::capped(&e.to_string()).into_owned()
 }
 
 /// What one sync did, for the running log and for tests.
@@ -1248,7 +1242,10 @@ impl Engine {
 }
 
 /// `body`, failing permanently once it yields more than `limit` bytes.
-fn capped_stream(body: crate::ports::ByteStream, limit: u64) -> crate::ports::ByteStream {
+pub(crate) fn capped_stream(
+    body: crate::ports::ByteStream,
+    limit: u64,
+) -> crate::ports::ByteStream {
     use futures::StreamExt;
     let mut seen: u64 = 0;
     body.map(move |chunk| {
@@ -1263,14 +1260,6 @@ fn capped_stream(body: crate::ports::ByteStream, limit: u64) -> crate::ports::By
         Ok(chunk)
     })
     .boxed()
-}
-
-#[cfg(test)]
-pub(crate) fn capped_stream_for_tests(
-    body: crate::ports::ByteStream,
-    limit: u64,
-) -> crate::ports::ByteStream {
-    capped_stream(body, limit)
 }
 
 fn side_name(side: Side) -> &'static str {

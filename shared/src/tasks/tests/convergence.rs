@@ -445,19 +445,51 @@ async fn a_long_sync_renews_its_lease_and_finishes() {
         h.google.comment_as_engineer(&name, "Eng", &format!("c{n}"));
     }
     h.tick(1);
+    let mapping_id = h.mapping_for_google(&name).await.id;
+    // Each write takes four minutes; by the fourth, 12 minutes in, the first 9-minute lease
+    // would have run out. A redelivery then tries to take the lease: it must find it live.
+    let redelivery = Arc::new(std::sync::Mutex::new(None));
     for n in 1..=4 {
-        let clock = h.clock.clone();
+        let (clock, store, mapping_id, redelivery) = (
+            h.clock.clone(),
+            h.store.clone(),
+            mapping_id.clone(),
+            redelivery.clone(),
+        );
         h.crm.faults.before_call("add_comment", n, move || {
+            if n == 4 {
+                let now = clock.now();
+                let taken = std::thread::spawn(move || {
+                    tokio::runtime::Builder::new_current_thread()
+                        .build()
+                        .unwrap()
+                        .block_on(store.acquire_lease(
+                            &mapping_id,
+                            "redelivery",
+                            now + Duration::minutes(9),
+                            now,
+                        ))
+                })
+                .join()
+                .unwrap();
+                *redelivery.lock().unwrap() = Some(taken);
+            }
             clock.advance(Duration::minutes(4));
         });
     }
     let key = name.rsplit('/').next().unwrap().to_string();
     h.engine.sync_google_to_company(&key).await.unwrap();
+    assert!(
+        matches!(
+            redelivery.lock().unwrap().take(),
+            Some(Err(PortError::LeaseHeld { .. }))
+        ),
+        "the renewed lease kept the redelivery out"
+    );
     assert_eq!(
         count_with_prefix(&h.crm_comments(&id), "[Google Comment"),
         4
     );
-    // A redelivery now finds a live, renewed lease.
     let m = h.mapping_for_google(&name).await;
     assert!(m.lease.is_none(), "released at the end");
 }
@@ -756,7 +788,7 @@ async fn an_upload_stream_longer_than_its_declared_size_is_stopped() {
         Ok(bytes::Bytes::from_static(b"678")),
     ])
     .boxed();
-    let mut capped = super::super::sync::capped_stream_for_tests(body, 6);
+    let mut capped = super::super::sync::capped_stream(body, 6);
     assert!(capped.next().await.unwrap().is_ok());
     let err = capped.next().await.unwrap().unwrap_err();
     assert_eq!(err.class(), crate::error::ErrorClass::Permanent);
