@@ -135,8 +135,6 @@ impl Stack {
         port: u16,
         log: &std::path::Path,
     ) -> anyhow::Result<Child> {
-        let jira = world.jira_config();
-        let connector = &world.jira_config.users[0];
         let mut env: HashMap<&str, String> = HashMap::from([
             ("PORT", port.to_string()),
             ("RUST_LOG", "info".into()),
@@ -150,45 +148,14 @@ impl Stack {
                 "CASESYNC_SHIM__INVOKER",
                 format!("{name}-invoker@{PROJECT}.iam.gserviceaccount.com"),
             ),
-            ("CASESYNC_FIRESTORE__PROJECT", PROJECT.into()),
-            ("CASESYNC_FIRESTORE__DATABASE", DATABASE.into()),
-            ("CASESYNC_FIRESTORE__EMULATOR_HOST", firestore.host_port()),
-            ("CASESYNC_PUBSUB__PROJECT", PROJECT.into()),
-            ("CASESYNC_PUBSUB__EMULATOR_HOST", pubsub.host_port()),
-            (
-                "CASESYNC_GOOGLE__PARENT",
-                world.google_config.organization.clone(),
-            ),
-            (
-                "CASESYNC_GOOGLE__CREATE_PARENT",
-                "projects/demo-project".into(),
-            ),
-            (
-                "CASESYNC_GOOGLE__CLASSIFICATION_ID",
-                csapi_emulator::model::default_classification_id().into(),
-            ),
-            (
-                "CASESYNC_GOOGLE__OWN_IDENTITIES",
-                format!("[\"{}\"]", world.own_identity()),
-            ),
-            ("CASESYNC_GOOGLE__ENDPOINT", world.google.base_url.clone()),
-            ("CASESYNC_GOOGLE__ANONYMOUS", "true".into()),
-            ("CASESYNC_CRM__KIND", "jira".into()),
-            ("CASESYNC_CRM__JIRA__BASE_URL", jira.base_url.clone()),
-            ("CASESYNC_CRM__JIRA__EMAIL", connector.email.clone()),
-            ("CASESYNC_CRM__JIRA__API_TOKEN", connector.api_token.clone()),
-            ("CASESYNC_CRM__JIRA__PROJECT_KEY", jira.project_key.clone()),
-            ("CASESYNC_CRM__JIRA__ISSUE_TYPE", jira.issue_type.clone()),
-            (
-                "CASESYNC_CRM__JIRA__SYNC_FLAG_FIELD",
-                jira.sync_flag_field.clone(),
-            ),
-            (
-                "CASESYNC_CRM__JIRA__GOOGLE_CASE_FIELD",
-                jira.google_case_field.clone(),
-            ),
             ("CASESYNC_SYNC__LEASE", "30s".into()),
         ]);
+        env.extend(world.function_env(
+            PROJECT,
+            DATABASE,
+            firestore.host_port(),
+            pubsub.host_port(),
+        ));
         if let Some(spec) = shared::deploy::spec(name)
             && let Trigger::Push { topic } = spec.trigger
         {

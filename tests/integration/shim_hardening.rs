@@ -157,9 +157,7 @@ impl Harness {
             .await?;
         let port = free_port()?;
         let audience = format!("http://127.0.0.1:{port}");
-        let jira = world.jira_config();
-        let connector = &world.jira_config.users[0];
-        let env: HashMap<&str, String> = HashMap::from([
+        let mut env: HashMap<&str, String> = HashMap::from([
             ("PORT", port.to_string()),
             ("RUST_LOG", "info".into()),
             ("CASESYNC_SHIM__VERIFY_TOKENS", "true".into()),
@@ -167,44 +165,13 @@ impl Harness {
             ("CASESYNC_SHIM__INVOKER", INVOKER.into()),
             ("CASESYNC_SHIM__JWKS_URL", keys.url.clone()),
             ("CASESYNC_SHIM__DEAD_LETTER_TOPIC", dead_letter_topic()),
-            ("CASESYNC_FIRESTORE__PROJECT", PROJECT.into()),
-            ("CASESYNC_FIRESTORE__DATABASE", "casesync".into()),
-            ("CASESYNC_FIRESTORE__EMULATOR_HOST", firestore.host_port()),
-            ("CASESYNC_PUBSUB__PROJECT", PROJECT.into()),
-            ("CASESYNC_PUBSUB__EMULATOR_HOST", pubsub.host_port()),
-            (
-                "CASESYNC_GOOGLE__PARENT",
-                world.google_config.organization.clone(),
-            ),
-            (
-                "CASESYNC_GOOGLE__CREATE_PARENT",
-                "projects/demo-project".into(),
-            ),
-            (
-                "CASESYNC_GOOGLE__CLASSIFICATION_ID",
-                csapi_emulator::model::default_classification_id().into(),
-            ),
-            (
-                "CASESYNC_GOOGLE__OWN_IDENTITIES",
-                format!("[\"{}\"]", world.own_identity()),
-            ),
-            ("CASESYNC_GOOGLE__ENDPOINT", world.google.base_url.clone()),
-            ("CASESYNC_GOOGLE__ANONYMOUS", "true".into()),
-            ("CASESYNC_CRM__KIND", "jira".into()),
-            ("CASESYNC_CRM__JIRA__BASE_URL", jira.base_url.clone()),
-            ("CASESYNC_CRM__JIRA__EMAIL", connector.email.clone()),
-            ("CASESYNC_CRM__JIRA__API_TOKEN", connector.api_token.clone()),
-            ("CASESYNC_CRM__JIRA__PROJECT_KEY", jira.project_key.clone()),
-            ("CASESYNC_CRM__JIRA__ISSUE_TYPE", jira.issue_type.clone()),
-            (
-                "CASESYNC_CRM__JIRA__SYNC_FLAG_FIELD",
-                jira.sync_flag_field.clone(),
-            ),
-            (
-                "CASESYNC_CRM__JIRA__GOOGLE_CASE_FIELD",
-                jira.google_case_field.clone(),
-            ),
         ]);
+        env.extend(world.function_env(
+            PROJECT,
+            "casesync",
+            firestore.host_port(),
+            pubsub.host_port(),
+        ));
         let dir = tempfile::tempdir()?;
         let log = dir.path().join(format!("{FUNCTION}.log"));
         let out = std::fs::File::create(&log)?;

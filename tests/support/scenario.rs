@@ -531,3 +531,58 @@ where
     );
     Ok(())
 }
+
+impl World {
+    /// The environment a function binary needs to run against this world's emulators, the
+    /// official Firestore and Pub/Sub emulators (at `firestore_host`, `pubsub_host`) and the
+    /// Jira emulator as its CRM; callers add their shim and per-function settings.
+    pub fn function_env(
+        &self,
+        project: &str,
+        database: &str,
+        firestore_host: String,
+        pubsub_host: String,
+    ) -> Vec<(&'static str, String)> {
+        let jira = self.jira_config();
+        let connector = &self.jira_config.users[0];
+        vec![
+            ("CASESYNC_FIRESTORE__PROJECT", project.into()),
+            ("CASESYNC_FIRESTORE__DATABASE", database.into()),
+            ("CASESYNC_FIRESTORE__EMULATOR_HOST", firestore_host),
+            ("CASESYNC_PUBSUB__PROJECT", project.into()),
+            ("CASESYNC_PUBSUB__EMULATOR_HOST", pubsub_host),
+            (
+                "CASESYNC_GOOGLE__PARENT",
+                self.google_config.organization.clone(),
+            ),
+            (
+                "CASESYNC_GOOGLE__CREATE_PARENT",
+                "projects/demo-project".into(),
+            ),
+            (
+                "CASESYNC_GOOGLE__CLASSIFICATION_ID",
+                csapi_emulator::model::default_classification_id().into(),
+            ),
+            (
+                "CASESYNC_GOOGLE__OWN_IDENTITIES",
+                format!("[\"{}\"]", self.own_identity()),
+            ),
+            ("CASESYNC_GOOGLE__ENDPOINT", self.google.base_url.clone()),
+            ("CASESYNC_GOOGLE__ANONYMOUS", "true".into()),
+            ("CASESYNC_CRM__KIND", "jira".into()),
+            ("CASESYNC_CRM__JIRA__BASE_URL", jira.base_url.clone()),
+            ("CASESYNC_CRM__JIRA__EMAIL", connector.email.clone()),
+            ("CASESYNC_CRM__JIRA__API_TOKEN", connector.api_token.clone()),
+            ("CASESYNC_CRM__JIRA__PROJECT_KEY", jira.project_key.clone()),
+            ("CASESYNC_CRM__JIRA__ISSUE_TYPE", jira.issue_type.clone()),
+            (
+                "CASESYNC_CRM__JIRA__SYNC_FLAG_FIELD",
+                jira.sync_flag_field.clone(),
+            ),
+            (
+                "CASESYNC_CRM__JIRA__GOOGLE_CASE_FIELD",
+                jira.google_case_field.clone(),
+            ),
+        ]
+    }
+}
